@@ -1,0 +1,75 @@
+"""tnlayers: neural-network layers whose weights are tensor networks.
+
+Declare a network ([`Network`][tnlayers.Network] or a builder such as [`mpo`][tnlayers.mpo]),
+inspect its [`cost`][tnlayers.cost], and train it as a [`TNLinear`][tnlayers.TNLinear] layer.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._builders import kronecker as kronecker
+from ._builders import low_rank as low_rank
+from ._builders import mpo as mpo
+from ._cost import CostReport as CostReport
+from ._cost import cost as cost
+from ._draw import draw as draw
+from ._errors import ArgumentTypeError as ArgumentTypeError
+from ._errors import NetworkSpecError as NetworkSpecError
+from ._errors import OptionError as OptionError
+from ._errors import ShapeError as ShapeError
+from ._errors import TNLayersError as TNLayersError
+from ._execute import Program as Program
+from ._execute import compile_contraction as compile_contraction
+from ._execute import contract_weight as contract_weight
+from ._execute import run_program as run_program
+from ._factorize import Factorization as Factorization
+from ._factorize import factorize as factorize
+from ._init import variance_preserving_ as variance_preserving_
+from ._interop import from_tensornetwork as from_tensornetwork
+from ._interop import to_tensornetwork as to_tensornetwork
+from ._layer import TNLinear as TNLinear
+from ._network import Network as Network
+from ._plan import Contraction as Contraction
+from ._plan import MachineModel as MachineModel
+from ._plan import Plan as Plan
+from ._plan import Step as Step
+from ._plan import StrategyPlan as StrategyPlan
+from ._plan import plan as plan
+from ._summary import summary as summary
+
+try:
+    __version__ = version("tnlayers")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ArgumentTypeError",
+    "Contraction",
+    "CostReport",
+    "Factorization",
+    "MachineModel",
+    "Network",
+    "NetworkSpecError",
+    "OptionError",
+    "Plan",
+    "Program",
+    "ShapeError",
+    "Step",
+    "StrategyPlan",
+    "TNLayersError",
+    "TNLinear",
+    "__version__",
+    "compile_contraction",
+    "contract_weight",
+    "cost",
+    "draw",
+    "factorize",
+    "from_tensornetwork",
+    "kronecker",
+    "low_rank",
+    "mpo",
+    "plan",
+    "run_program",
+    "summary",
+    "to_tensornetwork",
+    "variance_preserving_",
+]

@@ -1,0 +1,377 @@
+"""Execute: the generic torch layer whose weight is any tensor network."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._errors import ArgumentTypeError, OptionError, ShapeError
+from ._cost import CostReport, Mode, cost
+from ._execute import Program, compile_contraction, contract_weight, run_program
+from ._init import linear_default_std, variance_preserving_
+from ._network import Network
+from ._plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy, plan
+
+__all__ = ["TNLinear"]
+
+StrategyOption = Literal["auto", "autotune", "sequential", "materialise"]
+
+
+_CONFIG_IDS: dict[tuple[object, ...], int] = {}
+_CONFIGS: list[tuple[Network, OptimizeKind, MachineModel | None]] = []
+_AUTOTUNED: dict[tuple[object, ...], Strategy] = {}
+
+Execution = tuple[Strategy, tuple[Program, ...]]
+
+
+def _config_id(network: Network, optimize: OptimizeKind, model: MachineModel | None) -> int:
+    """A small integer naming (network, optimiser, model), so plans can be looked up by constants."""
+    key = (network, optimize, model)
+    if key not in _CONFIG_IDS:
+        _CONFIG_IDS[key] = len(_CONFIGS)
+        _CONFIGS.append(key)
+    return _CONFIG_IDS[key]
+
+
+def _itemsize(dtype_name: str) -> int:
+    return torch.empty((), dtype=getattr(torch, dtype_name)).element_size()
+
+
+def _plan_for(config: int, batch: int, dtype_name: str, device_type: str) -> Plan:
+    network, optimize, model = _CONFIGS[config]
+    return plan(
+        network,
+        batch,
+        optimize=optimize,
+        model=model or MachineModel.for_device(device_type),
+        itemsize=_itemsize(dtype_name),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _execution_cached(
+    config: int, batch: int, dtype_name: str, device_type: str, training: bool, strategy: str
+) -> Execution:
+    the_plan = _plan_for(config, batch, dtype_name, device_type)
+    if strategy in STRATEGIES:
+        chosen: Strategy = strategy  # type: ignore[assignment]
+    elif strategy == "autotune" and (config, batch, dtype_name, device_type, training) in _AUTOTUNED:
+        chosen = _AUTOTUNED[(config, batch, dtype_name, device_type, training)]
+    else:
+        chosen = the_plan.choose(training)
+    programs = tuple(compile_contraction(c) for c in the_plan.strategies[chosen].contractions)
+    return chosen, programs
+
+
+@torch.compiler.assume_constant_result
+def _execution(
+    config: int, batch: int, dtype_name: str, device_type: str, training: bool, strategy: str
+) -> Execution:
+    # Under torch.compile this runs once at trace time and its result (strings and integers)
+    # is baked into the graph, so planning never shows up in compiled code.
+    return _execution_cached(config, batch, dtype_name, device_type, training, strategy)
+
+
+class TNLinear(nn.Module):
+    r"""A linear layer ``y = x Wᵀ + b`` whose weight ``W`` is a tensor network.
+
+    Each network tensor is one `nn.Parameter` (in ``self.tensors``, keyed by tensor name), so
+    optimisers, ``state_dict``, DDP, autocast and ``torch.compile`` work as for ``nn.Linear``.
+    The contraction plan is computed once per (batch size, dtype, device, grad mode) and cached;
+    the forward pass then only issues torch calls.
+
+    Parameters
+    ----------
+    network
+        The weight's network.
+    bias
+        Add a learnable bias of length ``out_features`` (initialised like ``nn.Linear``'s).
+    strategy
+        ``"auto"`` (default) ranks *sequential* and *materialise* by predicted time per batch size
+        and grad mode; ``"autotune"`` times both on first use of each key and keeps the faster;
+        ``"sequential"`` or ``"materialise"`` force one.
+    optimize
+        opt_einsum path optimiser.
+    std
+        Standard deviation of the initial materialised weight (default: ``nn.Linear``'s).
+    model
+        Machine model for ``"auto"`` (default: chosen by the input's device type).
+    device, dtype
+        Where and in what dtype to create the parameters.
+    generator
+        Random generator for a reproducible initialisation.
+
+    Shapes
+    ------
+    - input: ``(..., in_features)``
+    - output: ``(..., out_features)``
+
+    Examples
+    --------
+    >>> import torch, tnlayers
+    >>> layer = tnlayers.TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), bond=2))
+    >>> layer(torch.randn(32, 784)).shape
+    torch.Size([32, 256])
+    >>> layer.num_params  # cores only, the bias not counted
+    288
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        bias: bool = True,
+        *,
+        strategy: StrategyOption = "auto",
+        optimize: OptimizeKind = "auto-hq",
+        std: float | None = None,
+        model: MachineModel | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(network, Network):
+            raise ArgumentTypeError(
+                f"TNLinear needs a tnlayers.Network, got {type(network).__name__}"
+            )
+        if strategy not in ("auto", "autotune", *STRATEGIES):
+            raise OptionError(
+                f"unknown strategy {strategy!r}; choose 'auto', 'autotune', 'sequential' or "
+                "'materialise'"
+            )
+        self.network = network
+        self.strategy: StrategyOption = strategy
+        self.optimize = optimize
+        self.model = model
+        self._config = _config_id(network, optimize, model)
+        self._std = std
+        factory = {"device": device, "dtype": dtype}
+        self.tensors = nn.ParameterDict(
+            {name: nn.Parameter(torch.empty(shape, **factory)) for name, shape in
+             network.shapes.items()}
+        )
+        if bias:
+            self.bias = nn.Parameter(torch.empty(network.out_features, **factory))
+        else:
+            self.register_parameter("bias", None)
+        # The inference weight cache is a plain attribute, never a buffer, so state_dict keys
+        # never depend on it (plans are cached at module level, keyed by the network).
+        self._weight_cache: tuple[tuple[object, ...], torch.Tensor] | None = None
+        self.reset_parameters(generator=generator)
+
+    # ------------------------------------------------------------------ construction helpers
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Re-initialise: variance-preserving tensors, ``nn.Linear``-style bias."""
+        variance_preserving_(self.tensors, self.network, self._std, generator=generator)
+        if self.bias is not None:
+            bound = math.sqrt(3.0) * linear_default_std(self.network.in_features)
+            with torch.no_grad():
+                self.bias.uniform_(-bound, bound, generator=generator)
+        self._weight_cache = None
+
+    @classmethod
+    def from_tensors(
+        cls,
+        network: Network,
+        tensors: Mapping[str, torch.Tensor],
+        bias: torch.Tensor | None = None,
+        **kwargs: object,
+    ) -> TNLinear:
+        """Build a layer holding copies of given tensor values (and bias, if any)."""
+        first = next(iter(tensors.values()))
+        layer = cls(network, bias=bias is not None, dtype=first.dtype, device=first.device,
+                    **kwargs)  # type: ignore[arg-type]
+        with torch.no_grad():
+            for name in network.tensor_names:
+                if name not in tensors:
+                    raise ShapeError(f"no value given for tensor {name!r}")
+                value = tensors[name]
+                if tuple(value.shape) != network.shape(name):
+                    raise ShapeError(
+                        f"tensor {name!r} has legs {network.legs(name)} of sizes "
+                        f"{network.shape(name)}, but the value given has shape {tuple(value.shape)}"
+                    )
+                layer.tensors[name].copy_(value)
+            if bias is not None:
+                layer.bias.copy_(bias)  # type: ignore[union-attr]
+        return layer
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def in_features(self) -> int:
+        """Length of the input's last dimension."""
+        return self.network.in_features
+
+    @property
+    def out_features(self) -> int:
+        """Length of the output's last dimension."""
+        return self.network.out_features
+
+    @property
+    def num_params(self) -> int:
+        """Number of network parameters (bias excluded), equal to ``network.num_params``."""
+        return self.network.num_params
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"params={self.num_params}, bias={self.bias is not None}, strategy={self.strategy!r}, "
+            f"network={self.network.signature}"
+        )
+
+    # ------------------------------------------------------------------ planning
+    def plan(
+        self, batch: int, *, dtype: torch.dtype | None = None, device: torch.device | None = None
+    ) -> Plan:
+        """The plan this layer uses for ``batch`` input rows (default: the parameters' dtype/device)."""
+        first = next(iter(self.tensors.values()))
+        dtype = dtype or first.dtype
+        device = torch.device(device) if device is not None else first.device
+        return _plan_for(self._config, batch, str(dtype).removeprefix("torch."), device.type)
+
+    def cost(self, batch: int = 64, *, mode: Mode = "training") -> CostReport:
+        """The [`cost`][tnlayers.cost] report of this layer's network with its settings."""
+        first = next(iter(self.tensors.values()))
+        return cost(
+            self.network,
+            batch,
+            mode=mode,
+            strategy="auto" if self.strategy in ("auto", "autotune") else self.strategy,
+            itemsize=first.element_size(),
+            optimize=self.optimize,
+            model=self.model or MachineModel.for_device(first.device.type),
+        )
+
+    def chosen_strategy(self, batch: int, training: bool | None = None) -> Strategy:
+        """The strategy the layer runs for ``batch`` rows (grad mode: the current one by default)."""
+        training = torch.is_grad_enabled() if training is None else training
+        first = next(iter(self.tensors.values()))
+        return self._execution(batch, first.dtype, first.device, training)[0]
+
+    def _execution(
+        self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
+    ) -> Execution:
+        dtype_name = str(dtype).removeprefix("torch.")
+        key = (self._config, batch, dtype_name, device.type, training)
+        if self.strategy == "autotune" and key not in _AUTOTUNED and not _compiling():
+            _AUTOTUNED[key] = self._autotune(batch, dtype, device, training)
+        return _execution(*key, self.strategy)
+
+    def _autotune(
+        self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
+    ) -> Strategy:
+        x = torch.randn(batch, self.in_features, dtype=dtype, device=device)
+        dtype_name = str(dtype).removeprefix("torch.")
+        timings: dict[Strategy, float] = {}
+        for name in STRATEGIES:
+            execution = _execution_cached(
+                self._config, batch, dtype_name, device.type, training, name
+            )
+            best = math.inf
+            for _ in range(4):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                with torch.set_grad_enabled(training):
+                    out = self._run(execution, x, use_cache=False)
+                    if training:
+                        out.sum().backward()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                best = min(best, time.perf_counter() - start)
+            timings[name] = best
+        self.zero_grad(set_to_none=True)
+        return min(timings, key=timings.__getitem__)
+
+    # ------------------------------------------------------------------ execution
+    def _parameters_key(self) -> tuple[object, ...]:
+        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.tensors.values())
+
+    def to_dense(self) -> torch.Tensor:
+        """The materialised weight, shape ``(out_features, in_features)``; differentiable."""
+        return contract_weight(self.network, self.tensors, optimize=self.optimize)
+
+    def _weight(self, program: Program, use_cache: bool) -> torch.Tensor:
+        net = self.network
+        operands = [self.tensors[name] for name in net.tensor_names]
+        cacheable = use_cache and not torch.is_grad_enabled() and not _compiling()
+        if cacheable and self._weight_cache is not None:
+            key, weight = self._weight_cache
+            if key == self._parameters_key():
+                return weight
+        weight = run_program(program, operands).reshape(
+            net.padded_out_features, net.padded_in_features
+        )
+        if net.is_padded:
+            weight = weight[: net.out_features, : net.in_features]
+        if cacheable:
+            self._weight_cache = (self._parameters_key(), weight)
+        return weight
+
+    def _run(self, execution: Execution, x2: torch.Tensor, use_cache: bool = True) -> torch.Tensor:
+        """Run ``execution`` on a 2-D input ``(batch, in_features)``."""
+        net = self.network
+        strategy, programs = execution
+        if strategy == "materialise":
+            return F.linear(x2, self._weight(programs[0], use_cache), self.bias)
+        if net.is_padded and net.padded_in_features != net.in_features:
+            x2 = F.pad(x2, (0, net.padded_in_features - net.in_features))
+        xs = x2.reshape(x2.shape[0], *net.in_dims)
+        operands = [xs, *(self.tensors[name] for name in net.tensor_names)]
+        y = run_program(programs[0], operands).reshape(x2.shape[0], net.padded_out_features)
+        if net.is_padded:
+            y = y[:, : net.out_features]
+        return y if self.bias is None else y + self.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the layer to ``x`` of shape ``(..., in_features)``."""
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            legs = " × ".join(f"{leg} ({size})" for leg, size in
+                              zip(self.network.inputs, self.network.in_dims, strict=True))
+            got = "a scalar" if x.dim() == 0 else f"shape {tuple(x.shape)}"
+            raise ShapeError(
+                f"input has {got}, but the layer expects (..., {self.in_features}): "
+                f"its last dimension feeds the input legs {legs}"
+            )
+        first = next(iter(self.tensors.values()))
+        autocast = torch.is_autocast_enabled(x.device.type)
+        if not autocast and x.dtype != first.dtype:
+            raise ShapeError(
+                f"input dtype {x.dtype} does not match the layer's parameters ({first.dtype}); "
+                f"convert the input or call layer.to({first.dtype})"
+            )
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        training = torch.is_grad_enabled() and first.requires_grad
+        execution = self._execution(x2.shape[0], first.dtype, x.device, training)
+        if autocast:
+            y = self._run_autocast(execution, x2, first.dtype)
+        else:
+            y = self._run(execution, x2)
+        return y.reshape(*lead, self.out_features)
+
+    def _run_autocast(
+        self, execution: Execution, x2: torch.Tensor, param_dtype: torch.dtype
+    ) -> torch.Tensor:
+        # Contractions between small cores run in the parameters' precision (fp32 accumulation
+        # and fp32 intermediates); only the final large GEMM runs in the autocast dtype.
+        device_type = x2.device.type
+        low = torch.get_autocast_dtype(device_type)
+        with torch.autocast(device_type, enabled=False):
+            if execution[0] == "materialise":
+                weight = self._weight(execution[1][0], use_cache=True)
+                bias = None if self.bias is None else self.bias.to(low)
+                return F.linear(x2.to(low), weight.to(low), bias)
+            return self._run(execution, x2.to(param_dtype)).to(low)
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
