@@ -96,7 +96,9 @@ def mpo(
     )
 
 
-def kronecker(in_dims: Dims, out_dims: Dims, terms: int = 1, *, bodies: int | None = None) -> Network:
+def kronecker(
+    in_dims: Dims, out_dims: Dims, terms: int = 1, *, bodies: int | None = None
+) -> Network:
     r"""A sum of ``terms`` Kronecker products with one factor ("body") per leg, as in seed 000.
 
     Body ``m`` is ``body{m}`` with legs ``(k, i{m}, j{m})``, the released QiMLP code's
@@ -122,9 +124,14 @@ def kronecker(in_dims: Dims, out_dims: Dims, terms: int = 1, *, bodies: int | No
     """
     if isinstance(terms, bool) or not isinstance(terms, int) or terms < 1:
         raise NetworkSpecError(f"terms must be a positive integer, got {terms!r}")
-    parts = bodies if bodies is not None else (
-        2 if isinstance(in_dims, int) and isinstance(out_dims, int) else
-        _default_parts(in_dims, out_dims)
+    parts = (
+        bodies
+        if bodies is not None
+        else (
+            2
+            if isinstance(in_dims, int) and isinstance(out_dims, int)
+            else _default_parts(in_dims, out_dims)
+        )
     )
     ins, in_features = _as_dims("in_dims", in_dims, parts)
     outs, out_features = _as_dims("out_dims", out_dims, parts)
@@ -158,8 +165,11 @@ def low_rank(in_features: int, out_features: int, rank: int) -> Network:
     >>> low_rank(784, 256, 16).num_params
     16640
     """
-    for name, value in (("in_features", in_features), ("out_features", out_features),
-                        ("rank", rank)):
+    for name, value in (
+        ("in_features", in_features),
+        ("out_features", out_features),
+        ("rank", rank),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise NetworkSpecError(f"{name} must be a positive integer, got {value!r}")
     return Network(

@@ -155,15 +155,20 @@ class CostReport:
         for name in STRATEGIES:
             d = self.strategy_dict(name)
             mark = " *" if name == self.strategy else ""
+            largest = (
+                f"{_si(d['largest_intermediate'])} ({_bytes(d['largest_intermediate_bytes'])})"
+            )
             lines.append(
                 f"  {name + mark:<12}{_si(d['flops']):>11}{_si(d['training_flops']):>13}"
-                f"{_si(d['largest_intermediate']) + ' (' + _bytes(d['largest_intermediate_bytes']) + ')':>22}"
-                f"{_bytes(d['saved_for_backward_bytes']):>16}"
-                f"{d['predicted_time_s'] * 1e3:>10.3g}ms{d['predicted_training_time_s'] * 1e3:>11.3g}ms"
+                f"{largest:>22}{_bytes(d['saved_for_backward_bytes']):>16}"
+                f"{d['predicted_time_s'] * 1e3:>10.3g}ms"
+                f"{d['predicted_training_time_s'] * 1e3:>11.3g}ms"
             )
         lines += ["", f"  chosen: {self.reason}"]
-        width = max(len(step.describe()) for sp in self.plan.strategies.values()
-                    for step in sp.steps) + 2
+        width = (
+            max(len(step.describe()) for sp in self.plan.strategies.values() for step in sp.steps)
+            + 2
+        )
         for name in STRATEGIES:
             lines.append("")
             lines.append(f"  {name} path")

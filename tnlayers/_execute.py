@@ -1,10 +1,10 @@
 """Execute: planned contractions compiled to flat sequences of torch calls.
 
 [`compile_contraction`][tnlayers.compile_contraction] turns a planned
-[`Contraction`][tnlayers.Contraction] into a [`Program`][tnlayers.Program]: a list of two-operand ``torch.einsum`` calls with precomputed equations. Two-operand ``torch.einsum`` goes
-straight to torch's C++ pairwise kernel (permute + bmm) and never calls opt_einsum, so nothing is
-re-planned per call, and the program is plain torch code that ``torch.compile(fullgraph=True)``
-traces.
+[`Contraction`][tnlayers.Contraction] into a [`Program`][tnlayers.Program]: a list of two-operand
+``torch.einsum`` calls with precomputed equations. Two-operand ``torch.einsum`` goes straight to
+torch's C++ pairwise kernel (permute + bmm) and never calls opt_einsum, so nothing is re-planned
+per call, and the program is plain torch code that ``torch.compile(fullgraph=True)`` traces.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def _balanced(n: int, parts: int) -> tuple[int, ...]:
                     best = cand
             return
         f = low
-        while f ** k <= rest:
+        while f**k <= rest:
             if rest % f == 0:
                 search(rest // f, k - 1, f, (*acc, f))
             f += 1

@@ -58,8 +58,9 @@ def to_tensornetwork(
         else:
             order = len(owners) + int(is_open)
             dtype = nodes[owners[0]].tensor.dtype
-            copy = tn.CopyNode(order, size, name=f"copy_{leg}", dtype=dtype,
-                               axis_names=[*owners, "open"][:order])
+            copy = tn.CopyNode(
+                order, size, name=f"copy_{leg}", dtype=dtype, axis_names=[*owners, "open"][:order]
+            )
             for owner in owners:
                 copy[owner] ^ nodes[owner][leg]
             nodes[f"copy_{leg}"] = copy
@@ -76,12 +77,14 @@ def from_tensornetwork(
     nodes: Sequence[tn.Node],
     inputs: Sequence[tn.Edge],
     outputs: Sequence[tn.Edge],
+    **network_options: Any,
 ) -> tuple[Network, dict[str, np.ndarray]]:
     """Import connected ``tensornetwork`` nodes as a network and its values.
 
     Each edge becomes one index: a connected edge a bond, a dangling edge an open leg (which must
     appear in ``inputs`` or ``outputs``). ``CopyNode``s are absorbed as hyperedges. Tensor names
     are the node names (made unique where needed); leg names are derived from edge names.
+    ``network_options`` go to [`Network`][tnlayers.Network] (``in_features``, ``allow_padding``).
 
     Returns
     -------
@@ -115,8 +118,9 @@ def from_tensornetwork(
             leg_of[id(edge)] = leg
     for i, edge in enumerate([*inputs, *outputs]):
         if id(edge) not in leg_of:
-            leg_of[id(edge)] = fresh(edge.name if edge.name and edge.name != "__unnamed_edge__"
-                                     else f"open{i}")
+            leg_of[id(edge)] = fresh(
+                edge.name if edge.name and edge.name != "__unnamed_edge__" else f"open{i}"
+            )
     names: list[str] = []
     tensors = []
     values: dict[str, np.ndarray] = {}
@@ -127,15 +131,16 @@ def from_tensornetwork(
         for axis, edge in enumerate(node.edges):
             if id(edge) not in leg_of:
                 label = node.axis_names[axis] if edge.is_dangling() else edge.name
-                leg_of[id(edge)] = fresh(label if label and label != "__unnamed_edge__"
-                                         else f"{name}_{axis}")
+                leg_of[id(edge)] = fresh(
+                    label if label and label != "__unnamed_edge__" else f"{name}_{axis}"
+                )
             legs.append((leg_of[id(edge)], int(node.shape[axis])))
         tensors.append((name, legs))
         values[name] = np.asarray(node.tensor)
-    # A copy node whose dangling edge is an open leg keeps that leg open.
     network = Network(
         tensors,
         [leg_of[id(e)] for e in inputs],
         [leg_of[id(e)] for e in outputs],
+        **network_options,
     )
     return network, values

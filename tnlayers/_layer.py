@@ -9,11 +9,10 @@ from functools import lru_cache
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._errors import ArgumentTypeError, OptionError, ShapeError
 from ._cost import CostReport, Mode, cost
+from ._errors import ArgumentTypeError, OptionError, ShapeError
 from ._execute import Program, compile_contraction, contract_weight, run_program
 from ._init import linear_default_std, variance_preserving_
 from ._network import Network
@@ -32,7 +31,7 @@ Execution = tuple[Strategy, tuple[Program, ...]]
 
 
 def _config_id(network: Network, optimize: OptimizeKind, model: MachineModel | None) -> int:
-    """A small integer naming (network, optimiser, model), so plans can be looked up by constants."""
+    """A small integer naming (network, optimiser, model): plans are looked up by constants."""
     key = (network, optimize, model)
     if key not in _CONFIG_IDS:
         _CONFIG_IDS[key] = len(_CONFIGS)
@@ -62,7 +61,9 @@ def _execution_cached(
     the_plan = _plan_for(config, batch, dtype_name, device_type)
     if strategy in STRATEGIES:
         chosen: Strategy = strategy  # type: ignore[assignment]
-    elif strategy == "autotune" and (config, batch, dtype_name, device_type, training) in _AUTOTUNED:
+    elif (
+        strategy == "autotune" and (config, batch, dtype_name, device_type, training) in _AUTOTUNED
+    ):
         chosen = _AUTOTUNED[(config, batch, dtype_name, device_type, training)]
     else:
         chosen = the_plan.choose(training)
@@ -154,8 +155,10 @@ class TNLinear(nn.Module):
         self._std = std
         factory = {"device": device, "dtype": dtype}
         self.tensors = nn.ParameterDict(
-            {name: nn.Parameter(torch.empty(shape, **factory)) for name, shape in
-             network.shapes.items()}
+            {
+                name: nn.Parameter(torch.empty(shape, **factory))
+                for name, shape in network.shapes.items()
+            }
         )
         if bias:
             self.bias = nn.Parameter(torch.empty(network.out_features, **factory))
@@ -186,8 +189,9 @@ class TNLinear(nn.Module):
     ) -> TNLinear:
         """Build a layer holding copies of given tensor values (and bias, if any)."""
         first = next(iter(tensors.values()))
-        layer = cls(network, bias=bias is not None, dtype=first.dtype, device=first.device,
-                    **kwargs)  # type: ignore[arg-type]
+        layer = cls(
+            network, bias=bias is not None, dtype=first.dtype, device=first.device, **kwargs
+        )  # type: ignore[arg-type]
         with torch.no_grad():
             for name in network.tensor_names:
                 if name not in tensors:
@@ -230,7 +234,7 @@ class TNLinear(nn.Module):
     def plan(
         self, batch: int, *, dtype: torch.dtype | None = None, device: torch.device | None = None
     ) -> Plan:
-        """The plan this layer uses for ``batch`` input rows (default: the parameters' dtype/device)."""
+        """The plan used for ``batch`` input rows (default: the parameters' dtype and device)."""
         first = next(iter(self.tensors.values()))
         dtype = dtype or first.dtype
         device = torch.device(device) if device is not None else first.device
@@ -250,7 +254,7 @@ class TNLinear(nn.Module):
         )
 
     def chosen_strategy(self, batch: int, training: bool | None = None) -> Strategy:
-        """The strategy the layer runs for ``batch`` rows (grad mode: the current one by default)."""
+        """The strategy run for ``batch`` rows (grad mode: the current one by default)."""
         training = torch.is_grad_enabled() if training is None else training
         first = next(iter(self.tensors.values()))
         return self._execution(batch, first.dtype, first.device, training)[0]
@@ -320,9 +324,9 @@ class TNLinear(nn.Module):
         net = self.network
         strategy, programs = execution
         if strategy == "materialise":
-            return F.linear(x2, self._weight(programs[0], use_cache), self.bias)
+            return nn.functional.linear(x2, self._weight(programs[0], use_cache), self.bias)
         if net.is_padded and net.padded_in_features != net.in_features:
-            x2 = F.pad(x2, (0, net.padded_in_features - net.in_features))
+            x2 = nn.functional.pad(x2, (0, net.padded_in_features - net.in_features))
         xs = x2.reshape(x2.shape[0], *net.in_dims)
         operands = [xs, *(self.tensors[name] for name in net.tensor_names)]
         y = run_program(programs[0], operands).reshape(x2.shape[0], net.padded_out_features)
@@ -333,8 +337,10 @@ class TNLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layer to ``x`` of shape ``(..., in_features)``."""
         if x.dim() == 0 or x.shape[-1] != self.in_features:
-            legs = " × ".join(f"{leg} ({size})" for leg, size in
-                              zip(self.network.inputs, self.network.in_dims, strict=True))
+            legs = " × ".join(
+                f"{leg} ({size})"
+                for leg, size in zip(self.network.inputs, self.network.in_dims, strict=True)
+            )
             got = "a scalar" if x.dim() == 0 else f"shape {tuple(x.shape)}"
             raise ShapeError(
                 f"input has {got}, but the layer expects (..., {self.in_features}): "
@@ -350,7 +356,15 @@ class TNLinear(nn.Module):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         training = torch.is_grad_enabled() and first.requires_grad
-        execution = self._execution(x2.shape[0], first.dtype, x.device, training)
+        batch = x2.shape[0]
+        if _compiling():
+            # Compiled graphs plan per power-of-two bucket: with dynamic shapes the batch is
+            # symbolic, and these comparisons become guards instead of one graph per size.
+            bucket = 1
+            while batch > bucket:
+                bucket *= 2
+            batch = bucket
+        execution = self._execution(batch, first.dtype, x.device, training)
         if autocast:
             y = self._run_autocast(execution, x2, first.dtype)
         else:
@@ -368,10 +382,9 @@ class TNLinear(nn.Module):
             if execution[0] == "materialise":
                 weight = self._weight(execution[1][0], use_cache=True)
                 bias = None if self.bias is None else self.bias.to(low)
-                return F.linear(x2.to(low), weight.to(low), bias)
+                return nn.functional.linear(x2.to(low), weight.to(low), bias)
             return self._run(execution, x2.to(param_dtype)).to(low)
 
 
 def _compiling() -> bool:
     return torch.compiler.is_compiling()
-

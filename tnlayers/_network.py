@@ -136,8 +136,9 @@ class Network:
                 _check_name("leg", leg)
                 if leg in legs:
                     raise NetworkSpecError(
-                        f"tensor {name!r} lists leg {leg!r} twice (legs: {', '.join([*legs, leg])});"
-                        " a tensor carries each index at most once"
+                        f"tensor {name!r} lists leg {leg!r} twice "
+                        f"(legs: {', '.join([*legs, leg])}); "
+                        "a tensor carries each index at most once"
                     )
                 if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                     raise NetworkSpecError(
@@ -174,9 +175,7 @@ class Network:
                         f"open leg {leg!r} of tensor {name!r} (size {sizes[leg]}) is assigned to "
                         "neither side; list it in inputs or outputs, or join it to another tensor"
                     )
-        self._in_features = self._check_features(
-            "input", self._inputs, in_features, allow_padding
-        )
+        self._in_features = self._check_features("input", self._inputs, in_features, allow_padding)
         self._out_features = self._check_features(
             "output", self._outputs, out_features, allow_padding
         )
@@ -422,7 +421,7 @@ class Network:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description that [`from_dict`][tnlayers.Network.from_dict] rebuilds exactly."""
+        """A JSON-ready description that [`from_dict`][tnlayers.Network.from_dict] rebuilds."""
         return {
             "format": _JSON_FORMAT,
             "version": _JSON_VERSION,
@@ -481,8 +480,8 @@ class Network:
 
         The string lists the tensors' legs, comma separated, then a colon, then the input legs,
         ``->`` and the output legs: ``"ia,ajb,bk : ik -> j"``. A term without spaces has one leg
-        per character; a term with spaces has space-separated leg names, so multi-character names
-        work too: ``"i1 a, a j1 b, b i2 : i1 i2 -> j1"``.
+        per character; if any term has spaces, every term lists space-separated leg names, so
+        multi-character names work too: ``"i1 a, a j1 b, b i2 : i1 i2 -> j1"``.
 
         Parameters
         ----------
@@ -497,7 +496,8 @@ class Network:
 
         Examples
         --------
-        >>> Network.from_einsum("ia,ajb,bk : ik -> j", {"i": 2, "k": 3, "j": 4, "a": 5, "b": 5}).shapes
+        >>> sizes = {"i": 2, "k": 3, "j": 4, "a": 5, "b": 5}
+        >>> Network.from_einsum("ia,ajb,bk : ik -> j", sizes).shapes
         {'T0': (2, 5), 'T1': (5, 4, 5), 'T2': (5, 3)}
         """
         if spec.count(":") != 1 or spec.count("->") != 1:
@@ -508,17 +508,18 @@ class Network:
         body, sides = spec.split(":")
         left, right = sides.split("->")
 
+        raw_terms = [*body.split(","), left, right]
+        # One leg per character, unless some term spells its legs out with spaces.
+        spelled = any(" " in term.strip() for term in raw_terms)
+
         def split_legs(term: str) -> list[str]:
-            term = term.strip()
-            return term.split() if " " in term else list(term)
+            return term.split() if spelled else list(term.strip())
 
         terms = [split_legs(term) for term in body.split(",")]
         if names is None:
             names = [f"T{n}" for n in range(len(terms))]
         if len(names) != len(terms):
-            raise NetworkSpecError(
-                f"{len(names)} names given for {len(terms)} tensors in {spec!r}"
-            )
+            raise NetworkSpecError(f"{len(names)} names given for {len(terms)} tensors in {spec!r}")
         tensors = []
         for name, legs in zip(names, terms, strict=True):
             missing = [leg for leg in legs if leg not in sizes]

@@ -211,7 +211,9 @@ def _contract(
     path, _ = opt_einsum.contract_path(
         probe.equation(), *probe.shapes(), shapes=True, optimize=optimize
     )
-    current = [(tuple(legs), bool(grad)) for legs, grad in zip(operands, requires_grad, strict=True)]
+    current = [
+        (tuple(legs), bool(grad)) for legs, grad in zip(operands, requires_grad, strict=True)
+    ]
     steps: list[Step] = []
     for raw in path:
         positions = tuple(sorted(raw))
@@ -362,7 +364,9 @@ class Plan:
         )
 
 
-def _sequential(network: Network, batch: int, input_grad: bool, optimize: OptimizeKind) -> Contraction:
+def _sequential(
+    network: Network, batch: int, input_grad: bool, optimize: OptimizeKind
+) -> Contraction:
     sizes = {**network.sizes, BATCH: batch}
     names = ["x", *network.tensor_names]
     operands = [(BATCH, *network.inputs), *(network.legs(t) for t in network.tensor_names)]
@@ -374,7 +378,11 @@ def _weight(network: Network, optimize: OptimizeKind) -> Contraction:
     names = list(network.tensor_names)
     operands = [network.legs(t) for t in names]
     return _contract(
-        names, operands, network.outputs + network.inputs, network.sizes, [True] * len(names),
+        names,
+        operands,
+        network.outputs + network.inputs,
+        network.sizes,
+        [True] * len(names),
         optimize,
     )
 

@@ -21,16 +21,34 @@ def summary(model: nn.Module, batch: int = 64) -> str:
         if isinstance(module, TNLinear):
             report = module.cost(batch, mode="training" if module.training else "inference")
             data = report.to_dict()
-            rows.append((name, "TNLinear", f"{module.in_features}→{module.out_features}",
-                         f"{data['params']:,}", f"{data['dense_params']:,}",
-                         f"{data['compression_ratio']:.3g}", data["strategy"],
-                         f"{data['flops']:.3g}"))
+            rows.append(
+                (
+                    name,
+                    "TNLinear",
+                    f"{module.in_features}→{module.out_features}",
+                    f"{data['params']:,}",
+                    f"{data['dense_params']:,}",
+                    f"{data['compression_ratio']:.3g}",
+                    data["strategy"],
+                    f"{data['flops']:.3g}",
+                )
+            )
             total += data["params"]
             dense_total += data["dense_params"]
         elif isinstance(module, nn.Linear):
             n = module.in_features * module.out_features
-            rows.append((name, "Linear", f"{module.in_features}→{module.out_features}",
-                         f"{n:,}", f"{n:,}", "1", "dense", f"{2 * batch * n:.3g}"))
+            rows.append(
+                (
+                    name,
+                    "Linear",
+                    f"{module.in_features}→{module.out_features}",
+                    f"{n:,}",
+                    f"{n:,}",
+                    "1",
+                    "dense",
+                    f"{2 * batch * n:.3g}",
+                )
+            )
             total += n
             dense_total += n
     if len(rows) == 1:
@@ -38,6 +56,8 @@ def summary(model: nn.Module, batch: int = 64) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(f"weights: {total:,} parameters vs {dense_total:,} dense "
-                 f"(ratio {total / dense_total:.3g}), batch {batch}")
+    lines.append(
+        f"weights: {total:,} parameters vs {dense_total:,} dense "
+        f"(ratio {total / dense_total:.3g}), batch {batch}"
+    )
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._builders import kronecker, low_rank, mpo
 from ._catalogue import CATALOGUE
@@ -31,10 +32,11 @@ def _network_from_args(args: argparse.Namespace) -> Network:
     if args.network == "low-rank":
         return low_rank(args.in_dims, args.out_dims, args.rank)
     if args.network.endswith(".json"):
-        with open(args.network, encoding="utf-8") as handle:
-            return Network.from_json(handle.read())
+        return Network.from_json(Path(args.network).read_text(encoding="utf-8"))
     names = ", ".join(["mpo", "kronecker", "low-rank", *CATALOGUE])
-    raise TNLayersError(f"unknown network {args.network!r}; choose one of: {names}, or a .json file")
+    raise TNLayersError(
+        f"unknown network {args.network!r}; choose one of: {names}, or a .json file"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,8 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         "'tnlayers cost kronecker --in 28,28 --out 28,28 --terms 4', "
         "'tnlayers cost low-rank --in 784 --out 256 --rank 16', 'tnlayers cost --list'.",
     )
-    report.add_argument("network", nargs="?", default=None,
-                        help="a built-in name (see --list), mpo, kronecker, low-rank or a .json file")
+    report.add_argument(
+        "network",
+        nargs="?",
+        default=None,
+        help="a built-in name (see --list), mpo, kronecker, low-rank or a .json file",
+    )
     report.add_argument("--list", action="store_true", help="list the built-in networks")
     report.add_argument("--in", dest="in_dims", type=_ints, help="input leg sizes or features")
     report.add_argument("--out", dest="out_dims", type=_ints, help="output leg sizes or features")

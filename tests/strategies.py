@@ -1,0 +1,45 @@
+"""Hypothesis strategies for networks: random custom graphs and every builder."""
+
+from hypothesis import strategies as st
+
+import tnlayers
+from tnlayers.testing import random_network
+
+custom_networks = st.integers(0, 2**31 - 1).map(random_network)
+
+mpo_networks = st.integers(1, 4).flatmap(
+    lambda n: (
+        st.builds(
+            tnlayers.mpo,
+            st.lists(st.integers(1, 4), min_size=n, max_size=n),
+            st.lists(st.integers(1, 4), min_size=n, max_size=n),
+            st.lists(st.integers(1, 3), min_size=n - 1, max_size=n - 1),
+        )
+        if n > 1
+        else st.builds(tnlayers.mpo, st.just([3]), st.just([4]), st.just([]))
+    )
+)
+
+kronecker_networks = st.integers(2, 3).flatmap(
+    lambda m: st.builds(
+        tnlayers.kronecker,
+        st.lists(st.integers(1, 4), min_size=m, max_size=m),
+        st.lists(st.integers(1, 4), min_size=m, max_size=m),
+        st.integers(1, 3),
+    )
+)
+
+low_rank_networks = st.builds(
+    tnlayers.low_rank, st.integers(1, 12), st.integers(1, 12), st.integers(1, 4)
+)
+
+padded_networks = st.builds(
+    lambda i, o, d: tnlayers.mpo(i, o, d, cores=2),
+    st.integers(2, 40),
+    st.integers(2, 40),
+    st.integers(1, 3),
+)
+
+any_network = st.one_of(
+    custom_networks, mpo_networks, kronecker_networks, low_rank_networks, padded_networks
+)

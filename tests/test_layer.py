@@ -1,0 +1,248 @@
+"""TNLinear: equals x @ W.T + b, gradients, init, caching, state_dict, errors, dtypes."""
+
+import math
+
+import opt_einsum
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import tnlayers
+from tnlayers import ArgumentTypeError, OptionError, ShapeError, TNLinear
+
+from .strategies import any_network
+
+# Batch sizes on both sides of the strategy switch for the networks generated here.
+BATCHES = [1, 3, 64, 2048]
+
+
+@given(any_network, st.sampled_from(BATCHES), st.booleans())
+def test_output_equals_dense_weight_float64(net, batch, bias):
+    layer = TNLinear(net, bias=bias, dtype=torch.float64)
+    x = torch.randn(batch, net.in_features, dtype=torch.float64)
+    weight = layer.to_dense()
+    expected = x @ weight.T + (layer.bias if bias else 0)
+    for strategy in ("auto", "sequential", "materialise"):
+        layer.strategy = strategy
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-10)
+
+
+@given(any_network, st.sampled_from(BATCHES))
+def test_output_equals_dense_weight_float32(net, batch):
+    layer = TNLinear(net)
+    x = torch.randn(batch, net.in_features)
+    expected = (x.double() @ layer.to_dense().double().T + layer.bias.double()).float()
+    for strategy in ("sequential", "materialise"):
+        layer.strategy = strategy
+        torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_strategy_really_flips_between_batches():
+    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8))
+    assert layer.chosen_strategy(1, training=True) == "sequential"
+    assert layer.chosen_strategy(4096, training=True) == "materialise"
+
+
+def test_leading_dimensions_are_kept():
+    layer = TNLinear(tnlayers.kronecker((2, 3), (4, 5), 2), dtype=torch.float64)
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    y = layer(x)
+    assert y.shape == (2, 3, 5, 20)
+    torch.testing.assert_close(y, x @ layer.to_dense().T + layer.bias)
+
+
+def _gradcheck_layer(layer, batch=3):
+    x = torch.randn(batch, layer.in_features, dtype=torch.float64, requires_grad=True)
+    names = [name for name, _ in layer.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for _, p in layer.named_parameters()]
+
+    def fn(x, *ps):
+        return torch.func.functional_call(layer, dict(zip(names, ps, strict=True)), (x,))
+
+    return torch.autograd.gradcheck(fn, (x, *params))
+
+
+@given(any_network)
+def test_gradcheck_float64(net):
+    assert _gradcheck_layer(TNLinear(net, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "materialise"])
+def test_gradcheck_both_strategies(strategy):
+    net = tnlayers.mpo((2, 3, 2), (3, 2, 2), (2, 3))
+    layer = TNLinear(net, dtype=torch.float64, strategy=strategy)
+    assert _gradcheck_layer(layer, batch=4)
+
+
+@given(any_network)
+def test_initial_weight_has_linear_default_std(net):
+    layer = TNLinear(net, bias=False)
+    weight = layer.to_dense()
+    target = 1 / math.sqrt(3 * net.in_features)
+    std = weight.pow(2).mean().sqrt().item()
+    assert abs(std - target) <= 0.25 * target
+
+
+def test_initial_std_matches_nn_linear_for_large_layers():
+    for net in (
+        tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8),
+        tnlayers.kronecker((28, 28), (28, 28), 4),
+    ):
+        dense = nn.Linear(net.in_features, net.out_features).weight.std().item()
+        ours = TNLinear(net).to_dense().std().item()
+        assert abs(ours - dense) <= 0.25 * dense
+
+
+def test_parameters_are_the_node_tensors():
+    net = tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2)
+    layer = TNLinear(net)
+    names = [name for name, _ in layer.named_parameters()]
+    assert sorted(names) == [
+        "bias",
+        "tensors.core1",
+        "tensors.core2",
+        "tensors.core3",
+        "tensors.core4",
+    ]
+    assert sum(p.numel() for p in layer.tensors.values()) == net.num_params == layer.num_params
+
+
+def test_state_dict_round_trip_into_a_fresh_layer():
+    net = tnlayers.kronecker((3, 4, 5), (2, 3, 4), 2)
+    layer = TNLinear(net)
+    x = torch.randn(16, net.in_features)
+    layer(x)  # populate plan caches first: they must not leak into the state dict
+    with torch.no_grad():
+        layer.eval()
+        layer(x)  # and the inference weight cache
+    state = layer.state_dict()
+    assert sorted(state) == ["bias", "tensors.body1", "tensors.body2", "tensors.body3"]
+    fresh = TNLinear(tnlayers.Network.from_json(net.to_json()))
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh(x), layer(x))
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, state[key])
+
+
+def test_plan_is_computed_once_then_reused(monkeypatch):
+    net = tnlayers.mpo((3, 5, 2), (2, 5, 3), 3)
+    layer = TNLinear(net)
+    x = torch.randn(37, net.in_features)
+    calls = []
+    real = opt_einsum.contract_path
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(opt_einsum, "contract_path", counting)
+    layer(x)
+    first = len(calls)
+    assert first > 0
+    for _ in range(3):
+        layer(x)
+    assert len(calls) == first  # no re-planning on later calls
+
+
+def test_inference_weight_cache_follows_parameter_updates():
+    net = tnlayers.mpo((4, 4), (4, 4), 2)
+    layer = TNLinear(net, strategy="materialise")
+    x = torch.randn(8, 16)
+    with torch.no_grad():
+        before = layer(x)
+        assert layer._weight_cache is not None
+        cached = layer._weight_cache[1]
+        assert torch.equal(layer(x), before)
+        assert layer._weight_cache[1] is cached  # reused, not rebuilt
+    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+    layer(x).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        after = layer(x)
+    torch.testing.assert_close(after, x @ layer.to_dense().T + layer.bias)
+    assert not torch.allclose(after, before)
+
+
+def test_autotune_picks_a_strategy_and_stays_correct():
+    net = tnlayers.mpo((4, 4, 4), (4, 4, 4), 4)
+    layer = TNLinear(net, strategy="autotune", dtype=torch.float64)
+    x = torch.randn(32, 64, dtype=torch.float64)
+    y = layer(x)
+    assert layer.chosen_strategy(32, training=True) in ("sequential", "materialise")
+    torch.testing.assert_close(y, x @ layer.to_dense().T + layer.bias)
+    assert all(p.grad is None for p in layer.parameters())  # timing left no gradients behind
+
+
+def test_padding_for_prime_features():
+    net = tnlayers.mpo(37, 11, 2, cores=2)
+    assert net.is_padded
+    layer = TNLinear(net, dtype=torch.float64)
+    assert layer.to_dense().shape == (11, 37)
+    x = torch.randn(5, 37, dtype=torch.float64)
+    for strategy in ("sequential", "materialise"):
+        layer.strategy = strategy
+        torch.testing.assert_close(layer(x), x @ layer.to_dense().T + layer.bias)
+
+
+def test_wrong_input_size_names_the_legs():
+    layer = TNLinear(tnlayers.mpo((4, 7), (2, 2), 2))
+    with pytest.raises(
+        ShapeError,
+        match=r"input has shape \(3, 27\), but the layer expects "
+        r"\(\.\.\., 28\): its last dimension feeds the input legs i1 \(4\) × i2 \(7\)",
+    ):
+        layer(torch.randn(3, 27))
+
+
+def test_wrong_dtype_is_reported():
+    layer = TNLinear(tnlayers.low_rank(4, 4, 2))
+    with pytest.raises(ShapeError, match=r"input dtype torch.float64 does not match"):
+        layer(torch.randn(2, 4, dtype=torch.float64))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ArgumentTypeError, match=r"needs a tnlayers\.Network, got dict"):
+        TNLinear({"A": {"i": 2}})
+    with pytest.raises(OptionError, match="unknown strategy 'fast'"):
+        TNLinear(tnlayers.low_rank(4, 4, 2), strategy="fast")
+    with pytest.raises(ShapeError, match=r"tensor 'U' has legs \('j', 'r'\) of sizes \(4, 2\)"):
+        TNLinear.from_tensors(
+            tnlayers.low_rank(4, 4, 2), {"U": torch.zeros(2, 4), "V": torch.zeros(2, 4)}
+        )
+
+
+def test_to_dtype_and_device_moves_everything():
+    layer = TNLinear(tnlayers.mpo((2, 3), (3, 2), 2))
+    x = torch.randn(4, 6)
+    y32 = layer(x)
+    layer.to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in layer.parameters())
+    y64 = layer(x.double())
+    torch.testing.assert_close(y64.float(), y32)
+    layer.to("cpu")
+    assert layer(x.double()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "materialise"])
+def test_autocast_bfloat16_contracts_in_float32(strategy):
+    net = tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 4)
+    layer = TNLinear(net, strategy=strategy)
+    x = torch.randn(32, 784)
+    reference = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    assert y.dtype == torch.bfloat16
+    # bf16 has an 8-bit mantissa: a relative error of a few 1e-3 is its rounding, not ours.
+    error = (y.float() - reference).norm() / reference.norm()
+    assert error < 2e-2
+    y.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in layer.parameters())
+
+
+def test_layer_cost_report_matches_its_strategy():
+    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8))
+    assert layer.cost(1).strategy == layer.chosen_strategy(1, training=True)
+    assert layer.cost(4096).strategy == layer.chosen_strategy(4096, training=True)
+    assert "TNLinear" in tnlayers.summary(nn.Sequential(layer, nn.ReLU()))

@@ -1,0 +1,68 @@
+"""PyTorch 2 integration: torch.compile(fullgraph=True) and DDP (gloo, CPU)."""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+import tnlayers
+from tnlayers import TNLinear
+
+
+@pytest.mark.slow
+def test_compile_fullgraph_matches_eager():
+    torch._dynamo.reset()
+    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2))
+    compiled = torch.compile(layer, fullgraph=True)
+    for batch in (8, 512):  # one batch per strategy
+        x = torch.randn(batch, 784)
+        torch.testing.assert_close(compiled(x), layer(x), rtol=1e-5, atol=1e-5)
+    compiled(torch.randn(8, 784)).sum().backward()
+    assert all(p.grad is not None for p in layer.parameters())
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(123)
+    return nn.Sequential(TNLinear(tnlayers.mpo((4, 4), (2, 4), 2)), nn.Tanh(), nn.Linear(8, 3))
+
+
+def _data():
+    generator = torch.Generator().manual_seed(7)
+    return torch.randn(16, 16, generator=generator), torch.randint(0, 3, (16,), generator=generator)
+
+
+def _train(model, x, y, steps=3):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+def _ddp_worker(rank, world, init_file, out_file):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    model = nn.parallel.DistributedDataParallel(_model())
+    x, y = _data()
+    shard = slice(rank * 8, (rank + 1) * 8)
+    _train(model, x[shard], y[shard])
+    if rank == 0:
+        torch.save(model.module.state_dict(), out_file)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_single_process():
+    with tempfile.TemporaryDirectory() as tmp:
+        init_file, out_file = str(Path(tmp) / "init"), str(Path(tmp) / "state.pt")
+        mp.spawn(_ddp_worker, args=(2, init_file, out_file), nprocs=2, join=True)
+        distributed = torch.load(out_file)
+    single = _model()
+    x, y = _data()
+    _train(single, x, y)  # mean loss over 16 rows = DDP's average of two 8-row means
+    for key, value in single.state_dict().items():
+        torch.testing.assert_close(distributed[key], value, rtol=1e-5, atol=1e-6)
