@@ -65,10 +65,11 @@ class MachineModel:
         GEMM dimension at which efficiency halves.
     """
 
-    peak_flops: float = 1.2e11
-    bandwidth: float = 8.0e9
-    op_overhead: float = 1.2e-5
-    half_dim: float = 12.0
+    # Fitted with benchmarks/calibrate_model.py on the project's 2-core CPU (see its README).
+    peak_flops: float = 1.6e11
+    bandwidth: float = 1.0e11
+    op_overhead: float = 5.0e-5
+    half_dim: float = 32.0
 
     @classmethod
     def for_device(cls, device_type: str) -> MachineModel:
@@ -300,11 +301,22 @@ class StrategyPlan:
         return total
 
     def time(self, model: MachineModel, itemsize: int, training: bool) -> float:
-        """Predicted seconds of a forward pass, or of forward + backward when ``training``."""
+        """Predicted seconds of a forward pass, or of forward + backward when ``training``.
+
+        Without gradients a layer caches the materialised weight until a parameter changes, so
+        the inference time of *materialise* is that of the GEMM alone. *Sequential* pays one
+        more op for the bias (the GEMM path fuses it into ``addmm``).
+        """
+        steps = self.steps
+        if self.name == "materialise" and not training:
+            steps = self.contractions[-1].steps
         total = 0.0
-        for step in self.steps:
+        for step in steps:
             one = model.step_time(step, itemsize)
             total += one * (1 + sum(step.requires_grad)) if training else one
+        if self.name == "sequential":
+            out = self.contractions[-1].steps[-1].size
+            total += model.op_overhead + 3 * itemsize * out / model.bandwidth
         return total
 
 

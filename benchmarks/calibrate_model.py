@@ -1,0 +1,78 @@
+"""Fit the MachineModel constants to measured strategy times on this machine.
+
+Times both strategies of several networks at several batch sizes (forward and forward+backward),
+then grid-searches the model constants that pick the faster strategy most often, breaking ties
+by the smallest total time lost. Prints the best constants and how often each choice is right.
+
+    python benchmarks/calibrate_model.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from bench_layers import CASES, median_time, step
+
+import tnlayers
+
+
+def measure(budget: float = 0.1) -> list[tuple[tnlayers.Network, int, bool, dict[str, float]]]:
+    data = []
+    extra = [
+        ("low-rank 784→256 r=16", lambda: tnlayers.low_rank(784, 256, 16), None),
+        ("Kron 3b", lambda: tnlayers.kronecker((7, 7, 16), (16, 7, 7), 2), None),
+    ]
+    for label, build, _ in CASES + extra:
+        net = build()
+        for batch in (1, 16, 64, 256, 1024):
+            x = torch.randn(batch, net.in_features)
+            for backward in (False, True):
+                times = {}
+                for strategy in ("sequential", "materialise"):
+                    layer = tnlayers.TNLinear(net, strategy=strategy)
+                    times[strategy] = median_time(step(layer, x, backward), budget)
+                data.append((net, batch, backward, times))
+                print(
+                    f"{label:<24} B={batch:<5} {'train' if backward else 'fwd  '} "
+                    f"seq {times['sequential'] * 1e3:8.3f} ms  mat "
+                    f"{times['materialise'] * 1e3:8.3f} ms",
+                    flush=True,
+                )
+    return data
+
+
+def score(model: tnlayers.MachineModel, data) -> tuple[int, float]:
+    right, lost = 0, 0.0
+    for net, batch, training, times in data:
+        choice = tnlayers.plan(net, batch, model=model).choose(training)
+        best = min(times.values())
+        right += times[choice] <= 1.1 * best
+        lost += times[choice] / best - 1
+    return right, lost
+
+
+def main() -> None:
+    data = measure()
+    grid = itertools.product(
+        (4e10, 8e10, 1.2e11, 1.6e11),
+        (8e9, 2e10, 5e10),
+        (8e-6, 1.5e-5, 3e-5),
+        (8.0, 16.0, 32.0, 64.0),
+    )
+    results = []
+    for peak, bandwidth, overhead, half in grid:
+        model = tnlayers.MachineModel(peak, bandwidth, overhead, half)
+        right, lost = score(model, data)
+        results.append((-right, lost, model))
+    results.sort(key=lambda r: (r[0], r[1]))
+    default_right, default_lost = score(tnlayers.MachineModel(), data)
+    print(f"default model: {default_right}/{len(data)} within 10 %, time lost {default_lost:.2f}")
+    for neg_right, lost, model in results[:5]:
+        print(f"{-neg_right}/{len(data)} within 10 %, time lost {lost:.2f}: {model}")
+    assert math.isfinite(results[0][1])
+
+
+if __name__ == "__main__":
+    main()
