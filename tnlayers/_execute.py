@@ -1,15 +1,16 @@
 """Execute: planned contractions compiled to flat sequences of torch calls.
 
 [`compile_contraction`][tnlayers.compile_contraction] turns a planned
-[`Contraction`][tnlayers.Contraction] into a [`Program`][tnlayers.Program]: a list of two-operand
-``torch.einsum`` calls with precomputed equations. Two-operand ``torch.einsum`` goes straight to
-torch's C++ pairwise kernel (permute + bmm) and never calls opt_einsum, so nothing is re-planned
-per call, and the program is plain torch code that ``torch.compile(fullgraph=True)`` traces.
+[`Contraction`][tnlayers.Contraction] into a [`Program`][tnlayers.Program]: a flat list of
+permute / reshape / ``matmul`` calls whose permutations and shapes are computed once. Nothing is
+re-planned per call (``torch.einsum`` with more than two operands would call opt_einsum every
+time), and the program is plain torch code that ``torch.compile(fullgraph=True)`` traces.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -24,25 +25,100 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class Program(NamedTuple):
-    """A contraction compiled to two-operand ``torch.einsum`` calls; run it with
-    [`run_program`][tnlayers.run_program].
+    """A contraction compiled to torch calls; run it with [`run_program`][tnlayers.run_program].
 
-    It holds only strings and integers, so ``torch.compile`` can treat it as a constant.
+    It holds only tuples of strings and integers, so ``torch.compile`` can treat it as a constant.
 
     Attributes
     ----------
-    positions
-        For each step, the stack positions to pop, highest first.
-    equations
-        For each step, the ``torch.einsum`` equation of the popped operands.
+    steps
+        One entry per step. A pairwise step is ``("matmul", hi, lo, rows_low, perm_a, shape_a,
+        perm_b, shape_b, out_shape, out_perm)``: pop positions ``hi`` then ``lo``; the row
+        operand is the ``lo`` one if ``rows_low``; permute and reshape the operands to
+        ``(batch, M, K)`` and ``(batch, K, N)``, multiply, reshape to the result's legs
+        and (last step only) permute them into the requested order; ``None`` marks an identity
+        permutation. Other steps are ``("einsum", positions, equation)``.
     """
 
-    positions: tuple[tuple[int, ...], ...]
-    equations: tuple[str, ...]
+    steps: tuple[tuple[object, ...], ...]
+
+
+def _einsum_step(
+    step_inputs: Sequence[tuple[str, ...]], out: tuple[str, ...], positions: tuple[int, ...]
+) -> tuple[object, ...]:
+    legs = list(dict.fromkeys([*(leg for ops in step_inputs for leg in ops), *out]))
+    if len(legs) > len(_LETTERS):
+        raise NotImplementedError(
+            f"a contraction step touches {len(legs)} distinct legs; torch.einsum allows "
+            f"{len(_LETTERS)}"
+        )
+    letter = dict(zip(legs, _LETTERS, strict=False))
+    lhs = ",".join("".join(letter[leg] for leg in ops) for ops in step_inputs)
+    return ("einsum", tuple(reversed(positions)), lhs + "->" + "".join(letter[leg] for leg in out))
+
+
+def _perm(current: Sequence[str], wanted: Sequence[str]) -> tuple[int, ...] | None:
+    order = tuple(current.index(leg) for leg in wanted)
+    return None if order == tuple(range(len(order))) else order
+
+
+def _matmul_friendly(picked: Sequence[tuple[str, ...]], kept: set[str]) -> bool:
+    """Whether a pairwise step is one (batched) matmul: every unshared leg survives it."""
+    a, b = picked
+    return all(leg in kept for leg in a if leg not in b) and all(
+        leg in kept for leg in b if leg not in a
+    )
+
+
+def _layouts(
+    rows: tuple[str, ...], cols: tuple[str, ...], kept: set[str], shared_from: tuple[str, ...]
+) -> tuple[
+    tuple[int, ...] | None, tuple[int, ...] | None, list[str], list[str], list[str], list[str]
+]:
+    """Permutations making ``rows`` a ``(batch, M, K)`` and ``cols`` a ``(batch, K, N)`` operand.
+
+    Shared legs are ordered as in ``shared_from`` (one of the two operands), so that operand
+    needs no copy when its shared legs are already where the matmul wants them.
+    """
+    batch = [leg for leg in shared_from if leg in rows and leg in cols and leg in kept]
+    summed = [leg for leg in shared_from if leg in rows and leg in cols and leg not in kept]
+    a_free = [leg for leg in rows if leg not in cols]
+    b_free = [leg for leg in cols if leg not in rows]
+    return (
+        _perm(rows, [*batch, *a_free, *summed]),
+        _perm(cols, [*batch, *summed, *b_free]),
+        batch,
+        a_free,
+        summed,
+        b_free,
+    )
+
+
+def _cheapest_layout(
+    picked: Sequence[tuple[str, ...]], kept: set[str], prod: Callable[[Sequence[str]], int]
+) -> tuple[int, int]:
+    """(row operand, operand whose shared-leg order is kept) copying the fewest elements.
+
+    Either operand can play the row role and the shared legs can follow either operand's order;
+    each operand whose legs are not already in the wanted order costs one copy of its size.
+    """
+
+    def copied(choice: tuple[int, int]) -> int:
+        rows, cols = picked[choice[0]], picked[1 - choice[0]]
+        perm_rows, perm_cols, *_ = _layouts(rows, cols, kept, picked[choice[1]])
+        return (prod(rows) if perm_rows is not None else 0) + (
+            prod(cols) if perm_cols is not None else 0
+        )
+
+    return min(((0, 0), (0, 1), (1, 0), (1, 1)), key=copied)
 
 
 def compile_contraction(contraction: Contraction) -> Program:
     """Compile a planned contraction into a [`Program`][tnlayers.Program].
+
+    Each pairwise step becomes permute → reshape → ``matmul`` → reshape, with every permutation
+    and shape computed here once; results keep the matmul's natural leg order, so the next step
+    often needs no copy. Steps a matmul cannot express run as ``torch.einsum``.
 
     Examples
     --------
@@ -53,30 +129,69 @@ def compile_contraction(contraction: Contraction) -> Program:
     >>> torch.allclose(run_program(compile_contraction(c), [x, U, V]), x @ (U @ V).T, atol=1e-5)
     True
     """
-    positions: list[tuple[int, ...]] = []
-    equations: list[str] = []
-    for step in contraction.steps:
-        legs = list(dict.fromkeys([*(leg for ops in step.inputs for leg in ops), *step.output]))
-        if len(legs) > len(_LETTERS):
-            raise NotImplementedError(
-                f"a contraction step touches {len(legs)} distinct legs; torch.einsum allows "
-                f"{len(_LETTERS)}"
+    sizes = contraction.sizes
+
+    def prod(legs: Sequence[str]) -> int:
+        return math.prod(sizes[leg] for leg in legs)
+
+    stack = [tuple(legs) for legs in contraction.operands]
+    steps: list[tuple[object, ...]] = []
+    last = len(contraction.steps) - 1
+    for number, step in enumerate(contraction.steps):
+        picked = [stack[p] for p in step.operands]
+        for p in reversed(step.operands):
+            stack.pop(p)
+        kept = set(step.output)
+        if len(picked) == 2 and _matmul_friendly(picked, kept):
+            first, source = _cheapest_layout(picked, kept, prod)
+            rows, cols = picked[first], picked[1 - first]
+            perm_a, perm_b, batch, a_free, summed, b_free = _layouts(
+                rows, cols, kept, picked[source]
             )
-        letter = dict(zip(legs, _LETTERS, strict=False))
-        lhs = ",".join("".join(letter[leg] for leg in ops) for ops in step.inputs)
-        equations.append(lhs + "->" + "".join(letter[leg] for leg in step.output))
-        # Pop from the highest position down so lower positions stay valid.
-        positions.append(tuple(reversed(step.operands)))
-    return Program(tuple(positions), tuple(equations))
+            hi, lo = step.operands[1], step.operands[0]
+            natural = (*batch, *a_free, *b_free)
+            final = number == last
+            steps.append(
+                (
+                    "matmul",
+                    hi,
+                    lo,
+                    first == 0,
+                    perm_a,
+                    (prod(batch), prod(a_free), prod(summed)),
+                    perm_b,
+                    (prod(batch), prod(summed), prod(b_free)),
+                    tuple(sizes[leg] for leg in natural),
+                    _perm(natural, contraction.output) if final else None,
+                )
+            )
+            stack.append(tuple(contraction.output) if final else natural)
+            continue
+        steps.append(_einsum_step(picked, step.output, step.operands))
+        stack.append(tuple(step.output))
+    return Program(tuple(steps))
 
 
 def run_program(program: Program, operands: Sequence[torch.Tensor]) -> torch.Tensor:
     """Contract ``operands`` (in the contraction's operand order) with ``program``."""
     stack = list(operands)
-    for positions, equation in zip(program.positions, program.equations, strict=True):
-        picked = [stack.pop(p) for p in positions]
-        picked.reverse()
-        stack.append(torch.einsum(equation, *picked))
+    for step in program.steps:
+        if step[0] == "matmul":
+            _, hi, lo, rows_low, perm_a, shape_a, perm_b, shape_b, out_shape, out_perm = step
+            high = stack.pop(hi)
+            low = stack.pop(lo)
+            a, b = (low, high) if rows_low else (high, low)
+            if perm_a is not None:
+                a = a.permute(perm_a)
+            if perm_b is not None:
+                b = b.permute(perm_b)
+            out = torch.matmul(a.reshape(shape_a), b.reshape(shape_b)).reshape(out_shape)
+            stack.append(out if out_perm is None else out.permute(out_perm))
+        else:
+            _, positions, equation = step
+            picked = [stack.pop(p) for p in positions]
+            picked.reverse()
+            stack.append(torch.einsum(equation, *picked))
     return stack[0]
 
 

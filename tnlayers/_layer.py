@@ -39,6 +39,11 @@ def _config_id(network: Network, optimize: OptimizeKind, model: MachineModel | N
     return _CONFIG_IDS[key]
 
 
+@lru_cache(maxsize=64)
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _itemsize(dtype_name: str) -> int:
     return torch.empty((), dtype=getattr(torch, dtype_name)).element_size()
 
@@ -152,6 +157,11 @@ class TNLinear(nn.Module):
         self.optimize = optimize
         self.model = model
         self._config = _config_id(network, optimize, model)
+        # Network-derived constants read on every call (Network properties recompute them).
+        self._in_dims = network.in_dims
+        self._padded_in = network.padded_in_features
+        self._padded_out = network.padded_out_features
+        self._padded = network.is_padded
         self._std = std
         factory = {"device": device, "dtype": dtype}
         self.tensors = nn.ParameterDict(
@@ -207,6 +217,10 @@ class TNLinear(nn.Module):
                 layer.bias.copy_(bias)  # type: ignore[union-attr]
         return layer
 
+    def _values(self) -> list[torch.Tensor]:
+        """The tensors' parameters in network order (ParameterDict's own lookups cost µs each)."""
+        return list(self.tensors._parameters.values())  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ properties
     @property
     def in_features(self) -> int:
@@ -235,14 +249,14 @@ class TNLinear(nn.Module):
         self, batch: int, *, dtype: torch.dtype | None = None, device: torch.device | None = None
     ) -> Plan:
         """The plan used for ``batch`` input rows (default: the parameters' dtype and device)."""
-        first = next(iter(self.tensors.values()))
+        first = self._values()[0]
         dtype = dtype or first.dtype
         device = torch.device(device) if device is not None else first.device
-        return _plan_for(self._config, batch, str(dtype).removeprefix("torch."), device.type)
+        return _plan_for(self._config, batch, _dtype_name(dtype), device.type)
 
     def cost(self, batch: int = 64, *, mode: Mode = "training") -> CostReport:
         """The [`cost`][tnlayers.cost] report of this layer's network with its settings."""
-        first = next(iter(self.tensors.values()))
+        first = self._values()[0]
         return cost(
             self.network,
             batch,
@@ -256,13 +270,13 @@ class TNLinear(nn.Module):
     def chosen_strategy(self, batch: int, training: bool | None = None) -> Strategy:
         """The strategy run for ``batch`` rows (grad mode: the current one by default)."""
         training = torch.is_grad_enabled() if training is None else training
-        first = next(iter(self.tensors.values()))
+        first = self._values()[0]
         return self._execution(batch, first.dtype, first.device, training)[0]
 
     def _execution(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
     ) -> Execution:
-        dtype_name = str(dtype).removeprefix("torch.")
+        dtype_name = _dtype_name(dtype)
         key = (self._config, batch, dtype_name, device.type, training)
         if self.strategy == "autotune" and key not in _AUTOTUNED and not _compiling():
             _AUTOTUNED[key] = self._autotune(batch, dtype, device, training)
@@ -272,7 +286,7 @@ class TNLinear(nn.Module):
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
     ) -> Strategy:
         x = torch.randn(batch, self.in_features, dtype=dtype, device=device)
-        dtype_name = str(dtype).removeprefix("torch.")
+        dtype_name = _dtype_name(dtype)
         timings: dict[Strategy, float] = {}
         for name in STRATEGIES:
             execution = _execution_cached(
@@ -304,16 +318,14 @@ class TNLinear(nn.Module):
 
     def _weight(self, program: Program, use_cache: bool) -> torch.Tensor:
         net = self.network
-        operands = [self.tensors[name] for name in net.tensor_names]
+        operands = self._values()
         cacheable = use_cache and not torch.is_grad_enabled() and not _compiling()
         if cacheable and self._weight_cache is not None:
             key, weight = self._weight_cache
             if key == self._parameters_key():
                 return weight
-        weight = run_program(program, operands).reshape(
-            net.padded_out_features, net.padded_in_features
-        )
-        if net.is_padded:
+        weight = run_program(program, operands).reshape(self._padded_out, self._padded_in)
+        if self._padded:
             weight = weight[: net.out_features, : net.in_features]
         if cacheable:
             self._weight_cache = (self._parameters_key(), weight)
@@ -321,17 +333,16 @@ class TNLinear(nn.Module):
 
     def _run(self, execution: Execution, x2: torch.Tensor, use_cache: bool = True) -> torch.Tensor:
         """Run ``execution`` on a 2-D input ``(batch, in_features)``."""
-        net = self.network
         strategy, programs = execution
         if strategy == "materialise":
             return nn.functional.linear(x2, self._weight(programs[0], use_cache), self.bias)
-        if net.is_padded and net.padded_in_features != net.in_features:
-            x2 = nn.functional.pad(x2, (0, net.padded_in_features - net.in_features))
-        xs = x2.reshape(x2.shape[0], *net.in_dims)
-        operands = [xs, *(self.tensors[name] for name in net.tensor_names)]
-        y = run_program(programs[0], operands).reshape(x2.shape[0], net.padded_out_features)
-        if net.is_padded:
-            y = y[:, : net.out_features]
+        if self._padded_in != self.in_features:
+            x2 = nn.functional.pad(x2, (0, self._padded_in - self.in_features))
+        xs = x2.reshape(x2.shape[0], *self._in_dims)
+        operands = [xs, *self._values()]
+        y = run_program(programs[0], operands).reshape(x2.shape[0], self._padded_out)
+        if self._padded_out != self.out_features:
+            y = y[:, : self.out_features]
         return y if self.bias is None else y + self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -346,7 +357,7 @@ class TNLinear(nn.Module):
                 f"input has {got}, but the layer expects (..., {self.in_features}): "
                 f"its last dimension feeds the input legs {legs}"
             )
-        first = next(iter(self.tensors.values()))
+        first = self._values()[0]
         autocast = torch.is_autocast_enabled(x.device.type)
         if not autocast and x.dtype != first.dtype:
             raise ShapeError(
