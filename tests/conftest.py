@@ -2,6 +2,9 @@
 
 import os
 
+# One inductor compile thread: its worker pool is slow to start and can stall on 2 cores.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
 import pytest
 import torch
 from hypothesis import HealthCheck, settings

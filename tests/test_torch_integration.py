@@ -1,6 +1,7 @@
 """PyTorch 2 integration: torch.compile(fullgraph=True) and DDP (gloo, CPU)."""
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,13 @@ def _train(model, x, y, steps=3):
 
 
 def _ddp_worker(rank, world, init_file, out_file):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=60),
+    )
     torch.set_num_threads(1)
     model = nn.parallel.DistributedDataParallel(_model())
     x, y = _data()

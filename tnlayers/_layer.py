@@ -39,7 +39,6 @@ def _config_id(network: Network, optimize: OptimizeKind, model: MachineModel | N
     return _CONFIG_IDS[key]
 
 
-@lru_cache(maxsize=64)
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -158,6 +157,7 @@ class TNLinear(nn.Module):
         self.model = model
         self._config = _config_id(network, optimize, model)
         # Network-derived constants read on every call (Network properties recompute them).
+        self._names = network.tensor_names
         self._in_dims = network.in_dims
         self._padded_in = network.padded_in_features
         self._padded_out = network.padded_out_features
@@ -218,8 +218,13 @@ class TNLinear(nn.Module):
         return layer
 
     def _values(self) -> list[torch.Tensor]:
-        """The tensors' parameters in network order (ParameterDict's own lookups cost µs each)."""
-        return list(self.tensors._parameters.values())  # type: ignore[arg-type]
+        """The tensors' parameters in network order.
+
+        ParameterDict sorts its keys, and its ``__getitem__`` costs microseconds per call, so
+        read its underlying dict by the network's tensor names.
+        """
+        params = self.tensors._parameters
+        return [params[name] for name in self._names]  # type: ignore[misc]
 
     # ------------------------------------------------------------------ properties
     @property

@@ -68,6 +68,8 @@ def random_network(
         for t in owners:
             legs[t][name] = size
         side.append(name)
+    # Names in random order, so code that relies on sorted names (as ParameterDict sorts) fails.
+    names = [f"T{k}" for k in rng.sample(range(10 * count), count)]
     tensors = []
     for t, tensor_legs in enumerate(legs):
         if not tensor_legs:  # a lone tensor with nothing attached gets an output leg
@@ -76,7 +78,7 @@ def random_network(
             outputs.append(name)
         items = list(tensor_legs.items())
         rng.shuffle(items)
-        tensors.append((f"T{t}", items))
+        tensors.append((names[t], items))
     rng.shuffle(inputs)
     rng.shuffle(outputs)
     return Network(tensors, inputs, outputs)
