@@ -246,3 +246,18 @@ def test_layer_cost_report_matches_its_strategy():
     assert layer.cost(1).strategy == layer.chosen_strategy(1, training=True)
     assert layer.cost(4096).strategy == layer.chosen_strategy(4096, training=True)
     assert "TNLinear" in tnlayers.summary(nn.Sequential(layer, nn.ReLU()))
+
+
+def test_pickled_layer_re_derives_its_plan_registry_id():
+    import io
+
+    net = tnlayers.mpo((3, 4), (4, 3), 2)
+    layer = TNLinear(net)
+    x = torch.randn(5, 12)
+    expected = layer(x)
+    layer._config = -12345  # as if the id came from another process's registry
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    buffer.seek(0)
+    again = torch.load(buffer, weights_only=False)
+    torch.testing.assert_close(again(x), expected)

@@ -217,6 +217,12 @@ class TNLinear(nn.Module):
                 layer.bias.copy_(bias)  # type: ignore[union-attr]
         return layer
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # Plan-registry ids are per process: re-derive ours after unpickling (torch.save of a
+        # whole model, spawn-based workers), or a plan of another network could be looked up.
+        super().__setstate__(state)
+        self._config = _config_id(self.network, self.optimize, self.model)
+
     def _values(self) -> list[torch.Tensor]:
         """The tensors' parameters in network order.
 

@@ -534,7 +534,7 @@ class Network:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Network):
             return NotImplemented
-        return self.to_dict() == other.to_dict()
+        return self._signature == other._signature and self.to_dict() == other.to_dict()
 
     def __hash__(self) -> int:
         return hash(self._signature)
