@@ -40,7 +40,7 @@ def test_output_equals_dense_weight_float32(net, batch):
 
 
 def test_auto_strategy_really_flips_between_batches():
-    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8))
+    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), strategy="model")
     assert layer.chosen_strategy(1, training=True) == "sequential"
     assert layer.chosen_strategy(4096, training=True) == "materialise"
 
@@ -169,10 +169,20 @@ def test_autotune_picks_a_strategy_and_stays_correct():
     net = tnlayers.mpo((4, 4, 4), (4, 4, 4), 4)
     layer = TNLinear(net, strategy="autotune", dtype=torch.float64)
     x = torch.randn(32, 64, dtype=torch.float64)
+    for p in layer.parameters():
+        p.grad = torch.full_like(p, 7.0)  # e.g. mid gradient accumulation
     y = layer(x)
     assert layer.chosen_strategy(32, training=True) in ("sequential", "materialise")
     torch.testing.assert_close(y, x @ layer.to_dense().T + layer.bias)
-    assert all(p.grad is None for p in layer.parameters())  # timing left no gradients behind
+    # Timing ran on detached copies: accumulated gradients are untouched.
+    assert all(torch.equal(p.grad, torch.full_like(p, 7.0)) for p in layer.parameters())
+
+
+def test_model_strategy_is_the_cost_models_choice():
+    net = tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8)
+    layer = TNLinear(net, strategy="model")
+    for batch in (1, 64, 4096):
+        assert layer.chosen_strategy(batch, training=True) == tnlayers.cost(net, batch).strategy
 
 
 def test_padding_for_prime_features():
@@ -242,7 +252,7 @@ def test_autocast_bfloat16_contracts_in_float32(strategy):
 
 
 def test_layer_cost_report_matches_its_strategy():
-    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8))
+    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), strategy="model")
     assert layer.cost(1).strategy == layer.chosen_strategy(1, training=True)
     assert layer.cost(4096).strategy == layer.chosen_strategy(4096, training=True)
     assert "TNLinear" in tnlayers.summary(nn.Sequential(layer, nn.ReLU()))

@@ -20,12 +20,16 @@ from ._plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy, plan
 
 __all__ = ["TNLinear"]
 
-StrategyOption = Literal["auto", "autotune", "sequential", "materialise"]
+StrategyOption = Literal["auto", "model", "autotune", "sequential", "materialise"]
+
+# "auto" times both strategies once when the model's predictions are closer than this factor.
+AUTO_TIMING_MARGIN = 1.5
 
 
 _CONFIG_IDS: dict[tuple[object, ...], int] = {}
 _CONFIGS: list[tuple[Network, OptimizeKind, MachineModel | None]] = []
-_AUTOTUNED: dict[tuple[object, ...], Strategy] = {}
+# Timed choices per (config, batch, dtype, device type, grad mode); None: the model decides.
+_TIMED: dict[tuple[object, ...], Strategy | None] = {}
 
 Execution = tuple[Strategy, tuple[Program, ...]]
 
@@ -65,12 +69,10 @@ def _execution_cached(
     the_plan = _plan_for(config, batch, dtype_name, device_type)
     if strategy in STRATEGIES:
         chosen: Strategy = strategy  # type: ignore[assignment]
-    elif (
-        strategy == "autotune" and (config, batch, dtype_name, device_type, training) in _AUTOTUNED
-    ):
-        chosen = _AUTOTUNED[(config, batch, dtype_name, device_type, training)]
     else:
-        chosen = the_plan.choose(training)
+        timed = _TIMED.get((config, batch, dtype_name, device_type, training))
+        use_timing = strategy in ("auto", "autotune") and timed is not None
+        chosen = timed if use_timing else the_plan.choose(training)  # type: ignore[assignment]
     programs = tuple(compile_contraction(c) for c in the_plan.strategies[chosen].contractions)
     return chosen, programs
 
@@ -99,9 +101,11 @@ class TNLinear(nn.Module):
     bias
         Add a learnable bias of length ``out_features`` (initialised like ``nn.Linear``'s).
     strategy
-        ``"auto"`` (default) ranks *sequential* and *materialise* by predicted time per batch size
-        and grad mode; ``"autotune"`` times both on first use of each key and keeps the faster;
-        ``"sequential"`` or ``"materialise"`` force one.
+        ``"model"`` ranks *sequential* and *materialise* by the cost model's predicted time per
+        batch size and grad mode (deterministic). ``"auto"`` (default) does the same but, where
+        the two predictions are within ``AUTO_TIMING_MARGIN`` (1.5×) of each other, times both
+        once (on detached copies, leaving ``.grad`` alone) and keeps the faster. ``"autotune"``
+        always times. ``"sequential"`` or ``"materialise"`` force one.
     optimize
         opt_einsum path optimiser.
     std
@@ -146,10 +150,10 @@ class TNLinear(nn.Module):
             raise ArgumentTypeError(
                 f"TNLinear needs a tnlayers.Network, got {type(network).__name__}"
             )
-        if strategy not in ("auto", "autotune", *STRATEGIES):
+        if strategy not in ("auto", "model", "autotune", *STRATEGIES):
             raise OptionError(
-                f"unknown strategy {strategy!r}; choose 'auto', 'autotune', 'sequential' or "
-                "'materialise'"
+                f"unknown strategy {strategy!r}; choose 'auto', 'model', 'autotune', "
+                "'sequential' or 'materialise'"
             )
         self.network = network
         self.strategy: StrategyOption = strategy
@@ -272,7 +276,7 @@ class TNLinear(nn.Module):
             self.network,
             batch,
             mode=mode,
-            strategy="auto" if self.strategy in ("auto", "autotune") else self.strategy,
+            strategy=self.strategy if self.strategy in STRATEGIES else "auto",
             itemsize=first.element_size(),
             optimize=self.optimize,
             model=self.model or MachineModel.for_device(first.device.type),
@@ -289,15 +293,27 @@ class TNLinear(nn.Module):
     ) -> Execution:
         dtype_name = _dtype_name(dtype)
         key = (self._config, batch, dtype_name, device.type, training)
-        if self.strategy == "autotune" and key not in _AUTOTUNED and not _compiling():
-            _AUTOTUNED[key] = self._autotune(batch, dtype, device, training)
+        if self.strategy in ("auto", "autotune") and key not in _TIMED and not _compiling():
+            _TIMED[key] = (
+                self._autotune(batch, dtype, device, training)
+                if self.strategy == "autotune" or self._close_call(key)
+                else None
+            )
         return _execution(*key, self.strategy)
+
+    def _close_call(self, key: tuple[object, ...]) -> bool:
+        config, batch, dtype_name, device_type, training = key
+        the_plan = _plan_for(config, batch, dtype_name, device_type)  # type: ignore[arg-type]
+        times = [the_plan.time(name, bool(training)) for name in STRATEGIES]
+        return max(times) < AUTO_TIMING_MARGIN * min(times)
 
     def _autotune(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
     ) -> Strategy:
         x = torch.randn(batch, self.in_features, dtype=dtype, device=device)
         dtype_name = _dtype_name(dtype)
+        # Detached copies: timing must not touch the parameters' .grad.
+        values = [p.detach().clone().requires_grad_(training) for p in self._values()]
         timings: dict[Strategy, float] = {}
         for name in STRATEGIES:
             execution = _execution_cached(
@@ -309,14 +325,13 @@ class TNLinear(nn.Module):
                     torch.cuda.synchronize(device)
                 start = time.perf_counter()
                 with torch.set_grad_enabled(training):
-                    out = self._run(execution, x, use_cache=False)
+                    out = self._run(execution, x, use_cache=False, values=values)
                     if training:
-                        out.sum().backward()
+                        torch.autograd.grad(out.sum(), values)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 best = min(best, time.perf_counter() - start)
             timings[name] = best
-        self.zero_grad(set_to_none=True)
         return min(timings, key=timings.__getitem__)
 
     # ------------------------------------------------------------------ execution
@@ -327,9 +342,12 @@ class TNLinear(nn.Module):
         """The materialised weight, shape ``(out_features, in_features)``; differentiable."""
         return contract_weight(self.network, self.tensors, optimize=self.optimize)
 
-    def _weight(self, program: Program, use_cache: bool) -> torch.Tensor:
+    def _weight(
+        self, program: Program, use_cache: bool, values: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         net = self.network
-        operands = self._values()
+        operands = self._values() if values is None else values
+        use_cache = use_cache and values is None
         cacheable = use_cache and not torch.is_grad_enabled() and not _compiling()
         if cacheable and self._weight_cache is not None:
             key, weight = self._weight_cache
@@ -342,15 +360,22 @@ class TNLinear(nn.Module):
             self._weight_cache = (self._parameters_key(), weight)
         return weight
 
-    def _run(self, execution: Execution, x2: torch.Tensor, use_cache: bool = True) -> torch.Tensor:
-        """Run ``execution`` on a 2-D input ``(batch, in_features)``."""
+    def _run(
+        self,
+        execution: Execution,
+        x2: torch.Tensor,
+        use_cache: bool = True,
+        values: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Run ``execution`` on a 2-D input ``(batch, in_features)`` (``values``: other tensors)."""
         strategy, programs = execution
         if strategy == "materialise":
-            return nn.functional.linear(x2, self._weight(programs[0], use_cache), self.bias)
+            weight = self._weight(programs[0], use_cache, values)
+            return nn.functional.linear(x2, weight, self.bias)
         if self._padded_in != self.in_features:
             x2 = nn.functional.pad(x2, (0, self._padded_in - self.in_features))
         xs = x2.reshape(x2.shape[0], *self._in_dims)
-        operands = [xs, *self._values()]
+        operands = [xs, *(self._values() if values is None else values)]
         y = run_program(programs[0], operands).reshape(x2.shape[0], self._padded_out)
         if self._padded_out != self.out_features:
             y = y[:, : self.out_features]
