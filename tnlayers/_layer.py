@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
 from typing import Literal
 
 import torch
@@ -314,25 +315,41 @@ class TNLinear(nn.Module):
         dtype_name = _dtype_name(dtype)
         # Detached copies: timing must not touch the parameters' .grad.
         values = [p.detach().clone().requires_grad_(training) for p in self._values()]
-        timings: dict[Strategy, float] = {}
+        runs: dict[Strategy, Callable[[], object]] = {}
         for name in STRATEGIES:
             execution = _execution_cached(
                 self._config, batch, dtype_name, device.type, training, name
             )
-            best = math.inf
-            for _ in range(4):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                with torch.set_grad_enabled(training):
-                    out = self._run(execution, x, use_cache=False, values=values)
-                    if training:
-                        torch.autograd.grad(out.sum(), values)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                best = min(best, time.perf_counter() - start)
-            timings[name] = best
+            if training:
+                runs[name] = partial(self._time_training_step, execution, x, values)
+            elif name == "materialise":
+                # Inference reuses the cached weight, so only the GEMM recurs per call.
+                with torch.no_grad():
+                    weight = self._weight(execution[1][0], use_cache=False, values=values)
+                runs[name] = partial(nn.functional.linear, x, weight, self.bias)
+            else:
+                runs[name] = partial(self._run, execution, x, False, values)
+        samples: dict[Strategy, list[float]] = {name: [] for name in STRATEGIES}
+        with torch.set_grad_enabled(training):
+            for name in STRATEGIES:  # warm-up: first calls allocate
+                runs[name]()
+            for _ in range(5):  # interleaved, so drift of a shared machine hits both alike
+                for name in STRATEGIES:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    start = time.perf_counter()
+                    runs[name]()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    samples[name].append(time.perf_counter() - start)
+        timings = {name: statistics.median(times) for name, times in samples.items()}
         return min(timings, key=timings.__getitem__)
+
+    def _time_training_step(
+        self, execution: Execution, x: torch.Tensor, values: list[torch.Tensor]
+    ) -> None:
+        out = self._run(execution, x, use_cache=False, values=values)
+        torch.autograd.grad(out.sum(), values)
 
     # ------------------------------------------------------------------ execution
     def _parameters_key(self) -> tuple[object, ...]:
