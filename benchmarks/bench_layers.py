@@ -133,6 +133,8 @@ def run(passes: int, budget: float, quick: bool) -> list[dict]:
                         flops[name] = fwd_flops * (3 if backward else 1) if fwd_flops else None
                         if name == "tnl auto":
                             chosen = module.chosen_strategy(batch, training=backward)
+                forced_name = "tnl seq" if chosen == "sequential" else "tnl mat"
+                flops["tnl auto"] = flops[forced_name]  # FLOPs of the strategy this mode runs
                 rows.append(
                     {
                         "case": label,
