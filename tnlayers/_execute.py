@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 
 from ._network import Network
-from ._plan import Contraction, plan
+from ._plan import BATCH, Contraction, plan
 
 __all__ = ["Program", "compile_contraction", "contract_weight", "run_program", "weight_program"]
 
@@ -131,8 +131,16 @@ def compile_contraction(contraction: Contraction) -> Program:
     """
     sizes = contraction.sizes
 
-    def prod(legs: Sequence[str]) -> int:
+    # The batch leg's size is left to reshape (-1), so one program serves every batch size:
+    # compiled graphs reuse the plan of a power-of-two batch bucket.
+    def elements(legs: Sequence[str]) -> int:
         return math.prod(sizes[leg] for leg in legs)
+
+    def prod(legs: Sequence[str]) -> int:
+        return -1 if BATCH in legs else elements(legs)
+
+    def size(leg: str) -> int:
+        return -1 if leg == BATCH else sizes[leg]
 
     stack = [tuple(legs) for legs in contraction.operands]
     steps: list[tuple[object, ...]] = []
@@ -143,7 +151,7 @@ def compile_contraction(contraction: Contraction) -> Program:
             stack.pop(p)
         kept = set(step.output)
         if len(picked) == 2 and _matmul_friendly(picked, kept):
-            first, source = _cheapest_layout(picked, kept, prod)
+            first, source = _cheapest_layout(picked, kept, elements)
             rows, cols = picked[first], picked[1 - first]
             perm_a, perm_b, batch, a_free, summed, b_free = _layouts(
                 rows, cols, kept, picked[source]
@@ -161,7 +169,7 @@ def compile_contraction(contraction: Contraction) -> Program:
                     (prod(batch), prod(a_free), prod(summed)),
                     perm_b,
                     (prod(batch), prod(summed), prod(b_free)),
-                    tuple(sizes[leg] for leg in natural),
+                    tuple(size(leg) for leg in natural),
                     _perm(natural, contraction.output) if final else None,
                 )
             )
