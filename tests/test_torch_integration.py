@@ -1,6 +1,7 @@
 """PyTorch 2 integration: torch.compile(fullgraph=True) and DDP (gloo, CPU)."""
 
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def _ddp_worker(rank, world, init_file, out_file):
     _train(model, x[shard], y[shard])
     if rank == 0:
         torch.save(model.module.state_dict(), out_file)
+    # Leave together: a rank tearing gloo down while the other still works can hang it.
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -67,7 +70,13 @@ def _ddp_worker(rank, world, init_file, out_file):
 def test_ddp_two_processes_match_single_process():
     with tempfile.TemporaryDirectory() as tmp:
         init_file, out_file = str(Path(tmp) / "init"), str(Path(tmp) / "state.pt")
-        mp.spawn(_ddp_worker, args=(2, init_file, out_file), nprocs=2, join=True)
+        context = mp.spawn(_ddp_worker, args=(2, init_file, out_file), nprocs=2, join=False)
+        deadline = time.monotonic() + 120
+        while not context.join(timeout=5):
+            if time.monotonic() > deadline:
+                for process in context.processes:
+                    process.kill()
+                pytest.fail("the two DDP workers did not finish within 120 s")
         distributed = torch.load(out_file)
     single = _model()
     x, y = _data()
