@@ -8,7 +8,8 @@ Every row times, in one process, forward and forward+backward of:
   better forced time (the goal: at most 1.10);
 - ``raw oe``: opt_einsum's cached ``contract_expression`` on the same tensors (sequential path);
 - ``tltorch fact``/``tltorch rec``: tensorly-torch's BlockTT ``FactorizedLinear`` (MPO rows only,
-  when the ``[bench]`` extra is installed).
+  when the ``[bench]`` extra is installed);
+- ``tensorkrowch``: the same MPO as a TensorKrowch custom network (MPO rows only, ``[bench]``).
 
 Timing: warm-up, then the median of repeated calls; each row is measured in ``--passes`` passes
 and the fastest median is kept (2 shared cores are noisy; differences under ~1.3× are ties).
@@ -32,10 +33,62 @@ from torch import nn
 
 import tnlayers
 
-try:  # optional peer
+try:  # optional peers
     import tltorch
 except ImportError:  # pragma: no cover - depends on the [bench] extra
     tltorch = None
+try:
+    import tensorkrowch as tk
+except ImportError:  # pragma: no cover - depends on the [bench] extra
+    tk = None
+
+
+def tensorkrowch_layer(net: tnlayers.Network, batch: int) -> nn.Module:
+    """The same MPO as a TensorKrowch custom network: cores as ParamNodes, x as a data node.
+
+    TensorKrowch's built-in MPO class expects product-state (MPS) inputs, so a dense input is fed
+    as one data node joined to every input leg and contracted core by core with
+    ``contract_between`` (TensorKrowch's own contraction, un-traced).
+    """
+
+    class TKLayer(tk.TensorNetwork):
+        def __init__(self) -> None:
+            super().__init__(name="tnlayers_bench")
+            self.cores = {
+                name: tk.ParamNode(
+                    shape=net.shape(name),
+                    axes_names=net.legs(name),
+                    name=name,
+                    network=self,
+                    init_method="randn",
+                    std=0.1,
+                )
+                for name in net.tensor_names
+            }
+            owner = {leg: t for t in net.tensor_names for leg in net.legs(t)}
+            for bond in net.bonds:
+                first, second = [t for t in net.tensor_names if bond in net.legs(t)]
+                self.cores[first][bond] ^ self.cores[second][bond]
+            self.x = tk.Node(
+                shape=(batch, *net.in_dims),
+                axes_names=("batch", *net.inputs),
+                name="x",
+                network=self,
+                data=True,
+            )
+            for leg in net.inputs:
+                self.x[leg] ^ self.cores[owner[leg]][leg]
+
+        def forward(self, data: torch.Tensor) -> torch.Tensor:
+            self.x.tensor = data.reshape(batch, *net.in_dims)
+            result = self.x
+            for name in net.tensor_names:
+                result = tk.contract_between(result, self.cores[name])
+            order = [result.axes_names.index(leg) for leg in ("batch", *net.outputs)]
+            return result.tensor.permute(order).reshape(batch, net.out_features)
+
+    return TKLayer()
+
 
 CASES: list[tuple[str, Callable[[], tnlayers.Network], dict | None]] = [
     ("MPO 784→256 D=2", lambda: tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2), {"rank": 2}),
@@ -111,6 +164,8 @@ def implementations(net: tnlayers.Network, peer: dict | None, batch: int):
                 implementation=impl,
             )
             yield f"tltorch {impl[:4]}", module, None
+    if tk is not None and peer is not None:
+        yield "tensorkrowch", tensorkrowch_layer(net, batch), None
 
 
 def run(passes: int, budget: float, quick: bool) -> list[dict]:
