@@ -15,6 +15,7 @@ from ._catalogue import CATALOGUE
 from ._cost import cost
 from ._data import load_mnist_5k
 from ._layer import TNLinear
+from ._table import format_table
 
 __all__ = ["catalogue_table", "run_demo"]
 
@@ -37,10 +38,7 @@ def catalogue_table(batch: int = 100) -> str:
                 f"{d['flops']:.3g}",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(rows)
 
 
 def _fc2_dense() -> nn.Module:

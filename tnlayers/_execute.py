@@ -19,7 +19,14 @@ import torch
 from ._network import Network
 from ._plan import BATCH, Contraction, plan
 
-__all__ = ["Program", "compile_contraction", "contract_weight", "run_program", "weight_program"]
+__all__ = [
+    "Program",
+    "compile_contraction",
+    "contract_weight",
+    "run_program",
+    "weight_matrix",
+    "weight_program",
+]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -234,8 +241,15 @@ def contract_weight(
         ``(out_features, in_features)``, padding removed; differentiable.
     """
     operands = [tensors[name] for name in network.tensor_names]
-    weight = run_program(weight_program(network, optimize), operands)
-    weight = weight.reshape(network.padded_out_features, network.padded_in_features)
+    return weight_matrix(network, run_program(weight_program(network, optimize), operands))
+
+
+def weight_matrix(network: Network, contracted: torch.Tensor) -> torch.Tensor:
+    """``(out_features, in_features)`` view of a contraction into ``[*outputs, *inputs]``.
+
+    Flattens both sides row-major and drops the rows and columns that padding added.
+    """
+    weight = contracted.reshape(network.padded_out_features, network.padded_in_features)
     if network.is_padded:
         weight = weight[: network.out_features, : network.in_features]
     return weight

@@ -14,7 +14,7 @@ from torch import nn
 
 from ._cost import CostReport, Mode, cost
 from ._errors import ArgumentTypeError, OptionError, ShapeError
-from ._execute import Program, compile_contraction, contract_weight, run_program
+from ._execute import Program, compile_contraction, contract_weight, run_program, weight_matrix
 from ._init import linear_default_std, variance_preserving_
 from ._network import Network
 from ._plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy, plan
@@ -161,12 +161,7 @@ class TNLinear(nn.Module):
         self.optimize = optimize
         self.model = model
         self._config = _config_id(network, optimize, model)
-        # Network-derived constants read on every call (Network properties recompute them).
         self._names = network.tensor_names
-        self._in_dims = network.in_dims
-        self._padded_in = network.padded_in_features
-        self._padded_out = network.padded_out_features
-        self._padded = network.is_padded
         self._std = std
         factory = {"device": device, "dtype": dtype}
         self.tensors = nn.ParameterDict(
@@ -370,9 +365,7 @@ class TNLinear(nn.Module):
             key, weight = self._weight_cache
             if key == self._parameters_key():
                 return weight
-        weight = run_program(program, operands).reshape(self._padded_out, self._padded_in)
-        if self._padded:
-            weight = weight[: net.out_features, : net.in_features]
+        weight = weight_matrix(net, run_program(program, operands))
         if cacheable:
             self._weight_cache = (self._parameters_key(), weight)
         return weight
@@ -389,12 +382,13 @@ class TNLinear(nn.Module):
         if strategy == "materialise":
             weight = self._weight(programs[0], use_cache, values)
             return nn.functional.linear(x2, weight, self.bias)
-        if self._padded_in != self.in_features:
-            x2 = nn.functional.pad(x2, (0, self._padded_in - self.in_features))
-        xs = x2.reshape(x2.shape[0], *self._in_dims)
+        net = self.network
+        if net.padded_in_features != net.in_features:
+            x2 = nn.functional.pad(x2, (0, net.padded_in_features - net.in_features))
+        xs = x2.reshape(x2.shape[0], *net.in_dims)
         operands = [xs, *(self._values() if values is None else values)]
-        y = run_program(programs[0], operands).reshape(x2.shape[0], self._padded_out)
-        if self._padded_out != self.out_features:
+        y = run_program(programs[0], operands).reshape(x2.shape[0], net.padded_out_features)
+        if net.padded_out_features != net.out_features:
             y = y[:, : self.out_features]
         return y if self.bias is None else y + self.bias
 

@@ -87,8 +87,10 @@ class Network:
     """
 
     __slots__ = (
+        "_in_dims",
         "_in_features",
         "_inputs",
+        "_out_dims",
         "_out_features",
         "_outputs",
         "_signature",
@@ -175,6 +177,9 @@ class Network:
                         f"open leg {leg!r} of tensor {name!r} (size {sizes[leg]}) is assigned to "
                         "neither side; list it in inputs or outputs, or join it to another tensor"
                     )
+        # Derived once: layers read these on every forward call.
+        self._in_dims = tuple(sizes[leg] for leg in self._inputs)
+        self._out_dims = tuple(sizes[leg] for leg in self._outputs)
         self._in_features = self._check_features("input", self._inputs, in_features, allow_padding)
         self._out_features = self._check_features(
             "output", self._outputs, out_features, allow_padding
@@ -289,12 +294,12 @@ class Network:
     @property
     def in_dims(self) -> tuple[int, ...]:
         """Sizes of the input legs."""
-        return tuple(self._sizes[leg] for leg in self._inputs)
+        return self._in_dims
 
     @property
     def out_dims(self) -> tuple[int, ...]:
         """Sizes of the output legs."""
-        return tuple(self._sizes[leg] for leg in self._outputs)
+        return self._out_dims
 
     @property
     def in_features(self) -> int:

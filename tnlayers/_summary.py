@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ._layer import TNLinear
+from ._table import format_table
 
 __all__ = ["summary"]
 
@@ -53,11 +54,8 @@ def summary(model: nn.Module, batch: int = 64) -> str:
             dense_total += n
     if len(rows) == 1:
         return "no linear or tensor-network layers found"
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(
+    footer = (
         f"weights: {total:,} parameters vs {dense_total:,} dense "
         f"(ratio {total / dense_total:.3g}), batch {batch}"
     )
-    return "\n".join(lines)
+    return format_table(rows) + "\n" + footer
