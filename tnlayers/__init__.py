@@ -6,6 +6,7 @@ inspect its [`cost`][tnlayers.cost], and train it as a [`TNLinear`][tnlayers.TNL
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import models as models
 from ._builders import kronecker as kronecker
 from ._builders import low_rank as low_rank
 from ._builders import mpo as mpo
@@ -27,6 +28,11 @@ from ._init import variance_preserving_ as variance_preserving_
 from ._interop import from_tensornetwork as from_tensornetwork
 from ._interop import to_tensornetwork as to_tensornetwork
 from ._layer import TNLinear as TNLinear
+from ._mpo import MPO as MPO
+from ._mpo import Approximation as Approximation
+from ._mpo import tt_svd as tt_svd
+from ._mpo_layers import MPOConv2d as MPOConv2d
+from ._mpo_layers import MPOLinear as MPOLinear
 from ._network import Network as Network
 from ._plan import Contraction as Contraction
 from ._plan import MachineModel as MachineModel
@@ -34,6 +40,7 @@ from ._plan import Plan as Plan
 from ._plan import Step as Step
 from ._plan import StrategyPlan as StrategyPlan
 from ._plan import plan as plan
+from ._summary import compression_ratio as compression_ratio
 from ._summary import summary as summary
 
 try:
@@ -42,10 +49,14 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 __all__ = [
+    "MPO",
+    "Approximation",
     "ArgumentTypeError",
     "Contraction",
     "CostReport",
     "Factorization",
+    "MPOConv2d",
+    "MPOLinear",
     "MachineModel",
     "Network",
     "NetworkSpecError",
@@ -59,6 +70,7 @@ __all__ = [
     "TNLinear",
     "__version__",
     "compile_contraction",
+    "compression_ratio",
     "contract_weight",
     "cost",
     "draw",
@@ -66,10 +78,12 @@ __all__ = [
     "from_tensornetwork",
     "kronecker",
     "low_rank",
+    "models",
     "mpo",
     "plan",
     "run_program",
     "summary",
     "to_tensornetwork",
+    "tt_svd",
     "variance_preserving_",
 ]

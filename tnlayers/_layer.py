@@ -202,20 +202,28 @@ class TNLinear(nn.Module):
         layer = cls(
             network, bias=bias is not None, dtype=first.dtype, device=first.device, **kwargs
         )  # type: ignore[arg-type]
-        with torch.no_grad():
-            for name in network.tensor_names:
-                if name not in tensors:
-                    raise ShapeError(f"no value given for tensor {name!r}")
-                value = tensors[name]
-                if tuple(value.shape) != network.shape(name):
-                    raise ShapeError(
-                        f"tensor {name!r} has legs {network.legs(name)} of sizes "
-                        f"{network.shape(name)}, but the value given has shape {tuple(value.shape)}"
-                    )
-                layer.tensors[name].copy_(value)
-            if bias is not None:
-                layer.bias.copy_(bias)  # type: ignore[union-attr]
+        layer._copy_values(tensors, bias)
         return layer
+
+    @torch.no_grad()
+    def _copy_values(
+        self, tensors: Mapping[str, torch.Tensor], bias: torch.Tensor | None = None
+    ) -> None:
+        """Copy given values into the tensors (and bias), checking names and shapes."""
+        network = self.network
+        for name in network.tensor_names:
+            if name not in tensors:
+                raise ShapeError(f"no value given for tensor {name!r}")
+            value = tensors[name]
+            if tuple(value.shape) != network.shape(name):
+                raise ShapeError(
+                    f"tensor {name!r} has legs {network.legs(name)} of sizes "
+                    f"{network.shape(name)}, but the value given has shape {tuple(value.shape)}"
+                )
+            self.tensors[name].copy_(value)
+        if bias is not None and self.bias is not None:
+            self.bias.copy_(bias)
+        self._weight_cache = None
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # Plan-registry ids are per process: re-derive ours after unpickling (torch.save of a

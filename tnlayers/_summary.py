@@ -1,61 +1,124 @@
-"""Analyse: a model summary listing every tensor-network layer with its cost."""
+"""Analyse: a model summary listing every tensor-network layer with its cost, and ρ."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import nn
 
 from ._layer import TNLinear
+from ._mpo_layers import MPOConv2d
 from ._table import format_table
 
-__all__ = ["summary"]
+__all__ = ["compression_ratio", "summary"]
 
 
-def summary(model: nn.Module, batch: int = 64) -> str:
-    """A table of every [`TNLinear`][tnlayers.TNLinear] in ``model`` (and every ``nn.Linear``).
+def compression_ratio(model: nn.Module) -> float:
+    r"""ρ of seed 003's eq. 9: tensor-network parameters over the dense parameters they replace.
 
-    Columns: layer name, features, parameters, dense parameters, ratio, chosen strategy and forward
-    FLOPs at ``batch`` rows.
+    ``ρ = Σ_l N_tn^{(l)} / Σ_l N_dense^{(l)}`` over the model's tensor-network layers only
+    (biases and untouched layers excluded).
+
+    Raises
+    ------
+    ValueError
+        If the model has no tensor-network layer.
     """
-    rows = [("layer", "type", "in→out", "params", "dense", "ratio", "strategy", "fwd FLOPs")]
+    layers = [m for m in model.modules() if isinstance(m, TNLinear)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no tensor-network layer: ρ is undefined")
+    return sum(m.num_params for m in layers) / sum(m.network.dense_params for m in layers)
+
+
+def _rows_per_layer(
+    model: nn.Module, batch: int, input_size: Sequence[int]
+) -> dict[nn.Module, int]:
+    """Rows each linear-like layer multiplies, recorded by running ``model`` once on zeros."""
+    rows: dict[nn.Module, int] = {}
+
+    def record(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d | MPOConv2d):
+            rows[module] = output.shape[0] * output.shape[2] * output.shape[3]
+        else:
+            rows[module] = args[0].numel() // args[0].shape[-1]
+
+    kinds = (TNLinear, nn.Linear, nn.Conv2d)
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, kinds)]
+    first = next(model.parameters())
+    try:
+        with torch.no_grad():
+            model(torch.zeros(batch, *input_size, dtype=first.dtype, device=first.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return rows
+
+
+def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None = None) -> str:
+    """A table of every tensor-network layer in ``model`` and every ``nn.Linear``/``nn.Conv2d``.
+
+    Columns: layer name, type, features, parameters, dense parameters, ratio, chosen strategy and
+    forward FLOPs for ``batch`` inputs. The footer gives the total parameters and ρ, the
+    compression ratio of seed 003's eq. 9 (tensor-network layers only, biases excluded).
+
+    Parameters
+    ----------
+    model
+        Any module.
+    batch
+        Batch size the FLOPs are counted for.
+    input_size
+        Shape of one input without the batch (e.g. ``(1, 28, 28)``). When given, the model runs
+        once on zeros to learn how many rows each layer sees (convolutions multiply
+        ``batch·H_out·W_out`` rows); without it linear layers count ``batch`` rows and
+        convolutions show no FLOPs.
+    """
+    rows_seen = _rows_per_layer(model, batch, input_size) if input_size is not None else {}
+    header = ("layer", "type", "in→out", "params", "dense", "ratio", "strategy", "fwd FLOPs")
+    table = [header]
     total = dense_total = 0
     for name, module in model.named_modules():
+        is_conv = isinstance(module, nn.Conv2d | MPOConv2d)
+        rows = rows_seen.get(module, None if is_conv else batch)
         if isinstance(module, TNLinear):
-            report = module.cost(batch, mode="training" if module.training else "inference")
-            data = report.to_dict()
-            rows.append(
-                (
-                    name,
-                    "TNLinear",
-                    f"{module.in_features}→{module.out_features}",
-                    f"{data['params']:,}",
-                    f"{data['dense_params']:,}",
-                    f"{data['compression_ratio']:.3g}",
-                    data["strategy"],
-                    f"{data['flops']:.3g}",
-                )
+            params, dense = module.num_params, module.network.dense_params
+            mode = "training" if module.training else "inference"
+            strategy, flops = module.strategy, None
+            if rows is not None:
+                data = TNLinear.cost(module, rows, mode=mode).to_dict()
+                strategy, flops = data["strategy"], data["flops"]
+            features = f"{module.in_features}→{module.out_features}"
+        elif isinstance(module, nn.Linear | nn.Conv2d):
+            params = dense = module.weight.numel()
+            strategy = "dense"
+            fan_in = module.weight[0].numel()
+            out = module.weight.shape[0]
+            flops = None if rows is None else 2 * rows * fan_in * out
+            features = f"{fan_in}→{out}"
+        else:
+            continue
+        total += params
+        dense_total += dense
+        table.append(
+            (
+                name,
+                type(module).__name__,
+                features,
+                f"{params:,}",
+                f"{dense:,}",
+                f"{params / dense:.3g}",
+                strategy,
+                "—" if flops is None else f"{flops:.3g}",
             )
-            total += data["params"]
-            dense_total += data["dense_params"]
-        elif isinstance(module, nn.Linear):
-            n = module.in_features * module.out_features
-            rows.append(
-                (
-                    name,
-                    "Linear",
-                    f"{module.in_features}→{module.out_features}",
-                    f"{n:,}",
-                    f"{n:,}",
-                    "1",
-                    "dense",
-                    f"{2 * batch * n:.3g}",
-                )
-            )
-            total += n
-            dense_total += n
-    if len(rows) == 1:
-        return "no linear or tensor-network layers found"
+        )
+    if len(table) == 1:
+        return "no linear, convolution or tensor-network layers found"
     footer = (
         f"weights: {total:,} parameters vs {dense_total:,} dense "
         f"(ratio {total / dense_total:.3g}), batch {batch}"
     )
-    return format_table(rows) + "\n" + footer
+    if any(isinstance(m, TNLinear) for m in model.modules()):
+        rho = compression_ratio(model)
+        footer += f"\nρ (eq. 9 of seed 003, tensor-network layers only): {rho:.4g}"
+    return format_table(table) + "\n" + footer

@@ -1,0 +1,357 @@
+"""MPO-Net (seed 003): TT-SVD, canonical forms, entropy, MPO linear/conv layers and models."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import tnlayers
+from tnlayers import MPO, MPOConv2d, MPOLinear, tt_svd
+from tnlayers.models import FC2, LeNet5
+
+F64 = torch.float64
+
+
+def _random_mpo(seed: int, in_dims, out_dims, bonds) -> MPO:
+    gen = torch.Generator().manual_seed(seed)
+    sizes = [1, *bonds, 1]
+    cores = tuple(
+        torch.randn(sizes[k], j, i, sizes[k + 1], dtype=F64, generator=gen)
+        for k, (i, j) in enumerate(zip(in_dims, out_dims, strict=True))
+    )
+    return MPO(cores, math.prod(in_dims), math.prod(out_dims))
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
+
+
+mpo_shapes = st.integers(2, 4).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(1, 4), min_size=n, max_size=n),
+        st.lists(st.integers(1, 4), min_size=n, max_size=n),
+        st.lists(st.integers(1, 5), min_size=n - 1, max_size=n - 1),
+        st.integers(0, 10_000),
+    )
+)
+
+
+# ---------------------------------------------------------------------- TT-SVD
+@given(mpo_shapes)
+def test_tt_svd_exact_at_full_bond_and_error_non_increasing(shape):
+    in_dims, out_dims, _, seed = shape
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(math.prod(out_dims), math.prod(in_dims), dtype=F64, generator=gen)
+    exact = tt_svd(w, in_dims, out_dims)
+    assert exact.error < 1e-12
+    torch.testing.assert_close(exact.mpo.to_dense(), w, rtol=0, atol=1e-10)
+    errors = []
+    for bond in range(1, max(exact.mpo.bonds) + 1):
+        approx = tt_svd(w, in_dims, out_dims, max_bond=bond)
+        assert max(approx.mpo.bonds) <= bond
+        # The reported error is the real one, not a bound.
+        assert approx.error == pytest.approx(_relative_error(approx.mpo.to_dense(), w), abs=1e-9)
+        errors.append(approx.error)
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(errors))
+    assert errors[-1] < 1e-12
+
+
+def test_tt_svd_tolerance_bound_and_padding():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(30, 97, dtype=F64, generator=gen)  # 97 is prime: padded legs
+    for tol in (0.05, 0.3, 0.7):
+        approx = tt_svd(w, cores=3, rel_tol=tol)
+        assert approx.error <= tol + 1e-12
+        assert approx.mpo.to_dense().shape == (30, 97)
+        assert approx.error == pytest.approx(_relative_error(approx.mpo.to_dense(), w), abs=1e-9)
+    assert math.prod(tt_svd(w, cores=3).mpo.in_dims) > 97
+
+
+def test_tt_svd_bad_input_names_sizes():
+    w = torch.randn(16, 20)
+    with pytest.raises(tnlayers.ShapeError, match=r"in_dims \(2, 2\) multiply to 4"):
+        tt_svd(w, (2, 2), (4, 4))
+    with pytest.raises(tnlayers.OptionError, match="max_bond"):
+        tt_svd(w, (4, 5), (4, 4), max_bond=0)
+    with pytest.raises(tnlayers.OptionError, match="rel_tol"):
+        tt_svd(w, (4, 5), (4, 4), rel_tol=1.5)
+    with pytest.raises(tnlayers.NetworkSpecError, match="as many input legs"):
+        tt_svd(w, (4, 5), (2, 2, 4))
+
+
+# ---------------------------------------------------------------------- canonical forms
+def _left_unfold(core):
+    return core.reshape(-1, core.shape[3])
+
+
+def _right_unfold(core):
+    return core.reshape(core.shape[0], -1)
+
+
+@given(mpo_shapes)
+def test_canonical_forms_keep_the_weight_and_make_cores_isometric(shape):
+    in_dims, out_dims, bonds, seed = shape
+    values = _random_mpo(seed, in_dims, out_dims, bonds)
+    dense = values.to_dense()
+    n = len(in_dims)
+    for form, center in [("left", None), ("right", None), *[("mixed", c) for c in range(1, n + 1)]]:
+        canon = values.canonical(form, center)
+        torch.testing.assert_close(canon.to_dense(), dense, rtol=1e-10, atol=1e-10)
+        site = {"left": n, "right": 1}.get(form, center)
+        for k, core in enumerate(canon.cores, start=1):
+            if k < site:
+                q = _left_unfold(core)
+                torch.testing.assert_close(
+                    q.T @ q, torch.eye(q.shape[1], dtype=F64), atol=1e-10, rtol=0
+                )
+            elif k > site:
+                q = _right_unfold(core)
+                torch.testing.assert_close(
+                    q @ q.T, torch.eye(q.shape[0], dtype=F64), atol=1e-10, rtol=0
+                )
+        assert canon.norm() == pytest.approx(float(torch.linalg.norm(dense)), rel=1e-10)
+
+
+@given(mpo_shapes)
+def test_truncation_error_is_exact_and_bonds_capped(shape):
+    in_dims, out_dims, bonds, seed = shape
+    values = _random_mpo(seed, in_dims, out_dims, bonds)
+    for cap in (1, 2):
+        cut = values.truncate(max_bond=cap)
+        assert max(cut.mpo.bonds) <= cap
+        assert cut.error == pytest.approx(
+            _relative_error(cut.mpo.to_dense(), values.to_dense()), abs=1e-9
+        )
+
+
+def test_canonical_rejects_bad_options():
+    values = _random_mpo(0, (2, 2), (2, 2), (2,))
+    with pytest.raises(tnlayers.OptionError, match=r"center in 1\.\.2"):
+        values.canonical("mixed", 3)
+    with pytest.raises(tnlayers.OptionError, match="unknown form"):
+        values.canonical("upper")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- entanglement
+def test_entropy_of_a_product_mpo_is_zero():
+    values = _random_mpo(1, (4, 7, 7, 4), (4, 4, 4, 4), (1, 1, 1))
+    assert torch.all(values.entanglement_entropy().abs() < 1e-12)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3, 5])
+def test_entropy_of_a_maximally_entangled_cut_is_log_rank(rank):
+    # W = Σ_a |a⟩⟨a|_left ⊗ |a⟩⟨a|_right: equal Schmidt weights at the single cut.
+    gen = torch.Generator().manual_seed(rank)
+    left, _ = torch.linalg.qr(torch.randn(6 * 4, rank, dtype=F64, generator=gen))
+    right, _ = torch.linalg.qr(torch.randn(5 * 3, rank, dtype=F64, generator=gen))
+    cores = (left.reshape(1, 6, 4, rank), right.T.reshape(rank, 5, 3, 1))
+    values = MPO(cores, 12, 30)
+    entropy = values.entanglement_entropy()
+    assert entropy.shape == (1,)
+    assert float(entropy[0]) == pytest.approx(math.log(rank), abs=1e-12)
+    torch.testing.assert_close(values.bond_spectra()[0], torch.ones(rank, dtype=F64))
+
+
+@given(mpo_shapes)
+def test_entropy_matches_explicit_cut_svd_and_bound(shape):
+    in_dims, out_dims, bonds, seed = shape
+    values = _random_mpo(seed, in_dims, out_dims, bonds)
+    n = len(in_dims)
+    tensor = values.to_dense().reshape(*out_dims, *in_dims)
+    sites = tensor.permute([p for k in range(n) for p in (k, n + k)])
+    for k, entropy in enumerate(values.entanglement_entropy().tolist(), start=1):
+        left = math.prod(in_dims[:k]) * math.prod(out_dims[:k])
+        s = torch.linalg.svdvals(sites.reshape(left, -1))
+        p = s**2 / (s**2).sum()
+        p = p[p > 1e-30]
+        assert entropy == pytest.approx(float(-(p * p.log()).sum()), abs=1e-8)
+        assert entropy <= math.log(min(bonds[k - 1], left, sites.numel() // left)) + 1e-9
+
+
+# ---------------------------------------------------------------------- MPOLinear
+def test_mpo_linear_picks_factorisations_and_counts():
+    layer = MPOLinear(784, 256, bond=4)
+    assert layer.network.in_dims == (4, 7, 7, 4)
+    assert layer.network.out_dims == (4, 4, 4, 4)
+    assert layer.num_params == 16 * 4 + 28 * 16 + 28 * 16 + 16 * 4
+    custom = MPOLinear(784, 256, bond=(2, 3, 5), in_dims=(7, 4, 4, 7), out_dims=(4, 4, 4, 4))
+    assert custom.num_params == 28 * 2 + 2 * 16 * 3 + 3 * 16 * 5 + 5 * 28
+    assert MPOLinear(100, 60, bond=3, cores=3).network.in_dims == (4, 5, 5)
+
+
+def test_mpo_linear_errors_name_the_sizes():
+    with pytest.raises(tnlayers.ShapeError, match=r"in_dims \(4, 7, 7\) multiply to 196"):
+        MPOLinear(784, 256, 2, in_dims=(4, 7, 7), out_dims=(4, 8, 8))
+    with pytest.raises(tnlayers.NetworkSpecError, match="4 cores has 3 bonds"):
+        MPOLinear(784, 256, (2, 2), in_dims=(4, 7, 7, 4), out_dims=(4, 4, 4, 4))
+    with pytest.raises(tnlayers.NetworkSpecError, match="as many input legs"):
+        MPOLinear(784, 256, 2, in_dims=(28, 28), out_dims=(4, 4, 4, 4))
+    with pytest.raises(tnlayers.OptionError, match="unknown init"):
+        MPOLinear(16, 16, 2, init="xavier")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("init", ["variance", "glorot"])
+def test_mpo_linear_forward_equals_dense(init):
+    layer = MPOLinear(60, 24, 3, cores=3, init=init, dtype=F64)
+    x = torch.randn(7, 60, dtype=F64)
+    expected = x @ layer.to_dense().T + layer.bias
+    for strategy in ("sequential", "materialise"):
+        layer.strategy = strategy
+        torch.testing.assert_close(layer(x), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_glorot_init_has_the_authors_std():
+    layer = MPOLinear(784, 256, 16, in_dims=(4, 7, 7, 4), out_dims=(4, 4, 4, 4), init="glorot")
+    core = layer.tensors["core2"].detach()  # (16, 4, 7, 16): fan_in 16·7, fan_out 4·16
+    expected = math.sqrt(2.0 / (16 * 7 + 4 * 16))
+    assert float(core.std()) == pytest.approx(expected, rel=0.05)
+    assert float(core.abs().max()) <= 2 * math.sqrt(1.3) * expected + 1e-6
+    assert torch.all(layer.bias == 0)
+
+
+def test_from_linear_at_full_bond_and_truncated():
+    torch.manual_seed(0)
+    linear = nn.Linear(84, 10, dtype=F64)
+    layer = MPOLinear.from_linear(linear, in_dims=(2, 3, 7, 2), out_dims=(1, 5, 2, 1))
+    x = torch.randn(5, 84, dtype=F64)
+    torch.testing.assert_close(layer(x), linear(x), rtol=1e-10, atol=1e-10)
+    small = MPOLinear.from_linear(linear, max_bond=2, in_dims=(2, 3, 7, 2), out_dims=(1, 5, 2, 1))
+    expected = tt_svd(linear.weight, (2, 3, 7, 2), (1, 5, 2, 1), max_bond=2)
+    assert _relative_error(small.to_dense(), linear.weight.detach()) == pytest.approx(
+        expected.error, abs=1e-10
+    )
+    assert max(small.mpo().bonds) <= 2
+
+
+def test_layer_canonicalized_and_truncated_keep_bias_and_weight():
+    layer = MPOLinear(64, 64, 6, cores=3, dtype=F64)
+    canon = layer.canonicalized("mixed", 2)
+    assert isinstance(canon, MPOLinear)
+    torch.testing.assert_close(canon.to_dense(), layer.to_dense(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(canon.bias, layer.bias)
+    torch.testing.assert_close(canon.entanglement_entropy(), layer.entanglement_entropy())
+    cut = layer.truncated(max_bond=2)
+    assert max(cut.mpo().bonds) <= 2
+    assert cut.num_params < layer.num_params
+
+
+def test_mpo_linear_state_dict_round_trip_and_gradcheck():
+    layer = MPOLinear(24, 12, 3, cores=2, dtype=F64)
+    buffer = io.BytesIO()
+    torch.save(layer.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = MPOLinear(24, 12, 3, cores=2, dtype=F64)
+    fresh.load_state_dict(torch.load(buffer))
+    for (name, a), (_, b) in zip(
+        layer.state_dict().items(), fresh.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    x = torch.randn(3, 24, dtype=F64, requires_grad=True)
+    params = tuple(layer.parameters())
+    assert torch.autograd.gradcheck(
+        lambda x, *p: torch.func.functional_call(
+            layer, dict(zip([n for n, _ in layer.named_parameters()], p, strict=True)), (x,)
+        ),
+        (x, *params),
+    )
+
+
+# ---------------------------------------------------------------------- MPOConv2d
+conv_cases = st.tuples(
+    st.integers(1, 3),  # in channels
+    st.integers(1, 5),  # out channels
+    st.integers(1, 4),  # kernel h
+    st.integers(1, 4),  # kernel w
+    st.integers(1, 3),  # stride
+    st.one_of(st.integers(0, 2), st.just("same"), st.just("valid")),
+    st.integers(1, 2),  # dilation
+    st.booleans(),  # bias
+    st.integers(0, 1000),
+)
+
+
+@given(conv_cases)
+def test_mpo_conv_equals_conv2d_with_the_materialised_weight(case):
+    c_in, c_out, kh, kw, stride, padding, dilation, bias, seed = case
+    if padding == "same":
+        stride = 1
+    torch.manual_seed(seed)
+    layer = MPOConv2d(c_in, c_out, (kh, kw), 3, stride, padding, dilation, bias, cores=2, dtype=F64)
+    reference = nn.Conv2d(c_in, c_out, (kh, kw), stride, padding, dilation, bias=bias, dtype=F64)
+    with torch.no_grad():
+        reference.weight.copy_(layer.to_dense().reshape(reference.weight.shape))
+        if bias:
+            reference.bias.copy_(layer.bias)
+    x = torch.randn(2, c_in, 9, 8, dtype=F64)
+    expected = reference(x)
+    assert layer.output_size((9, 8)) == tuple(expected.shape[2:])
+    for strategy in ("sequential", "materialise"):
+        layer.strategy = strategy
+        torch.testing.assert_close(layer(x), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_mpo_conv_gradcheck_both_strategies():
+    layer = MPOConv2d(2, 3, 3, 2, stride=2, padding=1, cores=2, dtype=F64)
+    x = torch.randn(2, 2, 5, 5, dtype=F64, requires_grad=True)
+    names = [n for n, _ in layer.named_parameters()]
+    for strategy in ("sequential", "materialise"):
+        layer.strategy = strategy
+        assert torch.autograd.gradcheck(
+            lambda x, *p: torch.func.functional_call(layer, dict(zip(names, p, strict=True)), (x,)),
+            (x, *layer.parameters()),
+        )
+
+
+def test_from_conv_full_bond_and_cost_counts_unfolded_rows():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 16, 5)
+    layer = MPOConv2d.from_conv(conv)
+    x = torch.randn(2, 6, 14, 14)
+    torch.testing.assert_close(layer(x), conv(x), rtol=1e-4, atol=1e-5)
+    report = layer.cost(256, image_size=(14, 14))
+    assert report.plan.batch == 256 * 10 * 10
+    fresh = MPOConv2d(6, 16, 5, 4)
+    with pytest.raises(tnlayers.OptionError, match="image_size"):
+        fresh.cost(256)
+    with pytest.raises(tnlayers.ShapeError, match="6 channels"):
+        fresh(torch.randn(2, 3, 14, 14))
+    with pytest.raises(tnlayers.OptionError, match="groups=1"):
+        MPOConv2d.from_conv(nn.Conv2d(4, 4, 3, groups=2))
+
+
+# ---------------------------------------------------------------------- the paper's models
+@pytest.mark.parametrize(
+    ("bond", "params"), [(1, 824), (2, 1024), (3, 1336), (4, 1760), (8, 4576), (16, 15584)]
+)
+def test_fc2_parameter_counts_match_the_paper(bond, params):
+    model = FC2(bond)
+    assert sum(m.num_params for m in model.modules() if isinstance(m, MPOLinear)) == params
+    assert tnlayers.compression_ratio(model) == pytest.approx(params / 203_264)
+
+
+def test_lenet5_rho_and_flatten_order():
+    model = LeNet5(mpo=True)
+    counts = [m.num_params for m in model.modules() if isinstance(m, MPOLinear)]
+    assert counts == [1792, 944, 124]
+    assert tnlayers.compression_ratio(model) == pytest.approx(2860 / 58920)
+    assert round(tnlayers.compression_ratio(model), 2) == 0.05
+    dense = LeNet5()
+    x = torch.randn(3, 1, 28, 28)
+    maps = dense.features(x)
+    nhwc = maps.permute(0, 2, 3, 1).reshape(3, -1)
+    torch.testing.assert_close(dense(x), dense.classifier(nhwc))
+    assert model(x).shape == (3, 10)
+    assert "ρ (eq. 9 of seed 003" in tnlayers.summary(model, 8, input_size=(1, 28, 28))
+
+
+def test_compression_ratio_needs_a_tn_layer():
+    with pytest.raises(ValueError, match="no tensor-network layer"):
+        tnlayers.compression_ratio(FC2())
