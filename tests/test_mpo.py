@@ -72,7 +72,12 @@ def test_tt_svd_tolerance_bound_and_padding():
         assert approx.error <= tol + 1e-12
         assert approx.mpo.to_dense().shape == (30, 97)
         assert approx.error == pytest.approx(_relative_error(approx.mpo.to_dense(), w), abs=1e-9)
-    assert math.prod(tt_svd(w, cores=3).mpo.in_dims) > 97
+    padded = tt_svd(w, cores=3).mpo
+    assert padded.is_padded and math.prod(padded.in_dims) > 97
+    cut = padded.truncate(max_bond=2)
+    assert cut.error == pytest.approx(
+        _relative_error(cut.mpo.to_dense(), padded.to_dense()), abs=1e-9
+    )
 
 
 def test_tt_svd_bad_input_names_sizes():
@@ -355,3 +360,12 @@ def test_lenet5_rho_and_flatten_order():
 def test_compression_ratio_needs_a_tn_layer():
     with pytest.raises(ValueError, match="no tensor-network layer"):
         tnlayers.compression_ratio(FC2())
+
+
+def test_plot_entanglement_writes_a_figure(tmp_path):
+    path = tmp_path / "entropy.png"
+    fig = tnlayers.plot_entanglement(LeNet5(mpo=True), path)
+    assert path.stat().st_size > 0
+    assert len(fig.axes[0].get_lines()) == 6  # three layers, each with its ln D bound
+    with pytest.raises(ValueError, match="no MPO layer"):
+        tnlayers.plot_entanglement(FC2())

@@ -28,6 +28,30 @@ def test_compile_fullgraph_matches_eager():
     assert all(p.grad is not None for p in layer.parameters())
 
 
+@pytest.mark.slow
+def test_compile_fullgraph_mpo_conv_matches_eager():
+    torch._dynamo.reset()
+    conv = tnlayers.MPOConv2d(3, 8, 3, bond=2, padding="same")
+    compiled = torch.compile(conv, fullgraph=True)
+    for batch in (2, 3):
+        x = torch.randn(batch, 3, 10, 10)
+        torch.testing.assert_close(compiled(x), conv(x), rtol=1e-5, atol=1e-5)
+    compiled(torch.randn(2, 3, 10, 10)).sum().backward()
+    assert all(p.grad is not None for p in conv.parameters())
+
+
+def test_mpo_conv_autocast_bfloat16_close_to_float32():
+    conv = tnlayers.MPOConv2d(3, 8, 3, bond=2, padding=1)
+    x = torch.randn(4, 3, 9, 9)
+    expected = conv(x)
+    for strategy in ("sequential", "materialise"):
+        conv.strategy = strategy
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(x)
+        assert y.dtype == torch.bfloat16
+        torch.testing.assert_close(y.float(), expected, rtol=0.05, atol=0.05)
+
+
 def _model() -> nn.Module:
     torch.manual_seed(123)
     return nn.Sequential(TNLinear(tnlayers.mpo((4, 4), (2, 4), 2)), nn.Tanh(), nn.Linear(8, 3))

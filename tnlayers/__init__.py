@@ -13,6 +13,7 @@ from ._builders import mpo as mpo
 from ._cost import CostReport as CostReport
 from ._cost import cost as cost
 from ._draw import draw as draw
+from ._entropy_plot import plot_entanglement as plot_entanglement
 from ._errors import ArgumentTypeError as ArgumentTypeError
 from ._errors import NetworkSpecError as NetworkSpecError
 from ._errors import OptionError as OptionError
@@ -81,6 +82,7 @@ __all__ = [
     "models",
     "mpo",
     "plan",
+    "plot_entanglement",
     "run_program",
     "summary",
     "to_tensornetwork",

@@ -10,12 +10,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._builders import mpo
 from ._catalogue import CATALOGUE
 from ._cost import cost
 from ._data import load_mnist_5k
-from ._layer import TNLinear
 from ._table import format_table
+from .models import FC2
 
 __all__ = ["catalogue_table", "run_demo"]
 
@@ -39,18 +38,6 @@ def catalogue_table(batch: int = 100) -> str:
             )
         )
     return format_table(rows)
-
-
-def _fc2_dense() -> nn.Module:
-    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-def _fc2_mpo(bond: int) -> nn.Module:
-    return nn.Sequential(
-        TNLinear(mpo((4, 7, 7, 4), (4, 4, 4, 4), bond)),
-        nn.ReLU(),
-        TNLinear(mpo((4, 4, 4, 4), (1, 1, 10, 1), 4)),
-    )
 
 
 def _weights(model: nn.Module) -> int:
@@ -148,9 +135,9 @@ def run_demo(
     )
     results = []
     torch.manual_seed(seed)
-    results.append(_train(_fc2_dense(), data, seconds, "dense FC2", lr=1e-3))
+    results.append(_train(FC2(init="variance"), data, seconds, "dense FC2", lr=1e-3))
     torch.manual_seed(seed)
-    results.append(_train(_fc2_mpo(bond), data, seconds, f"MPO-FC2 D={bond}", lr=3e-3))
+    results.append(_train(FC2(bond, init="variance"), data, seconds, f"MPO-FC2 D={bond}", lr=3e-3))
     dense_weights = results[0]["weights"]
     echo(f"{'model':<16}{'weights':>10}{'ratio':>9}{'steps':>8}{'epochs':>8}{'test acc':>10}")
     for r in results:

@@ -12,6 +12,19 @@ from ._network import Network
 __all__ = ["draw"]
 
 
+def pyplot(headless: bool) -> Any:
+    """``matplotlib.pyplot``, with the non-interactive backend when only saving to a file."""
+    try:
+        import matplotlib
+
+        if headless:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError('plotting needs matplotlib: pip install "tnlayers[plot]"') from err
+    return plt
+
+
 def _display_graph(network: Network) -> nx.Graph:
     """Tensors as nodes; bonds as edges; hyperedges as dot nodes; open legs as end nodes."""
     graph = nx.Graph()
@@ -63,15 +76,7 @@ def draw(
     matplotlib.figure.Figure
         The figure drawn into.
     """
-    try:
-        import matplotlib
-
-        if ax is None and path is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError('drawing needs matplotlib: pip install "tnlayers[plot]"') from err
-
+    plt = pyplot(headless=ax is None and path is not None)
     graph = _display_graph(network)
     if ax is None:
         size = max(5.0, 1.6 * len(network.tensor_names) + 3)

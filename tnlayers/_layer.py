@@ -412,6 +412,20 @@ class TNLinear(nn.Module):
                 f"input has {got}, but the layer expects (..., {self.in_features}): "
                 f"its last dimension feeds the input legs {legs}"
             )
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        execution, autocast, param_dtype = self._prepare(x, x2.shape[0])
+        if autocast:
+            y = self._run_autocast(execution, x2, param_dtype)
+        else:
+            y = self._run(execution, x2)
+        return y.reshape(*lead, self.out_features)
+
+    def _prepare(self, x: torch.Tensor, rows: int) -> tuple[Execution, bool, torch.dtype]:
+        """Check the input's dtype and look up the execution for ``rows`` input rows.
+
+        Returns the execution, whether autocast is on, and the parameters' dtype.
+        """
         first = self._values()[0]
         autocast = torch.is_autocast_enabled(x.device.type)
         if not autocast and x.dtype != first.dtype:
@@ -419,23 +433,15 @@ class TNLinear(nn.Module):
                 f"input dtype {x.dtype} does not match the layer's parameters ({first.dtype}); "
                 f"convert the input or call layer.to({first.dtype})"
             )
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)
         training = torch.is_grad_enabled() and first.requires_grad
-        batch = x2.shape[0]
         if _compiling():
             # Compiled graphs plan per power-of-two bucket: with dynamic shapes the batch is
             # symbolic, and these comparisons become guards instead of one graph per size.
             bucket = 1
-            while batch > bucket:
+            while rows > bucket:
                 bucket *= 2
-            batch = bucket
-        execution = self._execution(batch, first.dtype, x.device, training)
-        if autocast:
-            y = self._run_autocast(execution, x2, first.dtype)
-        else:
-            y = self._run(execution, x2)
-        return y.reshape(*lead, self.out_features)
+            rows = bucket
+        return self._execution(rows, first.dtype, x.device, training), autocast, first.dtype
 
     def _run_autocast(
         self, execution: Execution, x2: torch.Tensor, param_dtype: torch.dtype

@@ -92,6 +92,14 @@ class MPO:
         return tuple(int(c.shape[3]) for c in self.cores[:-1])
 
     @property
+    def is_padded(self) -> bool:
+        """Whether the leg sizes multiply to more than the feature sizes."""
+        return (math.prod(self.in_dims), math.prod(self.out_dims)) != (
+            self.in_features,
+            self.out_features,
+        )
+
+    @property
     def num_params(self) -> int:
         """``Σ_k D_{k-1} J_k I_k D_k`` (eq. 6 of seed 003)."""
         return sum(c.numel() for c in self.cores)
@@ -164,7 +172,8 @@ class MPO:
         return acc.reshape(rows, cols)[: self.out_features, : self.in_features]
 
     def norm(self) -> float:
-        """Frobenius norm of the weight, computed without forming it."""
+        """Frobenius norm of the weight over all leg values (padding included, which is zero
+        unless truncation leaked into it), computed without forming it."""
         return float(torch.linalg.vector_norm(_orthonormalise_left(_f64(self.cores))[-1]))
 
     # ------------------------------------------------------------------ canonical forms
@@ -220,8 +229,15 @@ class MPO:
         spectra: list[torch.Tensor] = []
         discarded = _sweep_svd_right_to_left(cores, spectra, max_bond, budget)
         dtype = self.cores[0].dtype
-        error = math.sqrt(discarded) / norm if norm > 0 else 0.0
-        return Approximation(self._with([c.to(dtype) for c in cores]), error)
+        cut = self._with([c.to(dtype) for c in cores])
+        if norm == 0:
+            return Approximation(cut, 0.0)
+        if self.is_padded:
+            # Truncation can leak into padded rows and columns, which are cropped away again.
+            dense = self.to_dense().double()
+            error = float(torch.linalg.vector_norm(cut.to_dense().double() - dense))
+            return Approximation(cut, error / float(torch.linalg.vector_norm(dense)))
+        return Approximation(cut, math.sqrt(discarded) / norm)
 
     def _with(self, cores: Sequence[torch.Tensor]) -> MPO:
         return MPO(tuple(cores), self.in_features, self.out_features)

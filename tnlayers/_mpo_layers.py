@@ -378,12 +378,6 @@ class MPOConv2d(_MPOLayer):
                 f"input has shape {tuple(x.shape)}, but MPOConv2d expects "
                 f"(batch, {self.in_channels} channels, height, width)"
             )
-        first = self._values()[0]
-        autocast = torch.is_autocast_enabled(x.device.type)
-        if not autocast and x.dtype != first.dtype:
-            raise ShapeError(
-                f"input dtype {x.dtype} does not match the layer's parameters ({first.dtype})"
-            )
         batch = x.shape[0]
         image = (x.shape[2], x.shape[3])
         if not _compiling():
@@ -397,14 +391,7 @@ class MPOConv2d(_MPOLayer):
         padding, extra = self._padding()
         if extra is not None:
             x = F.pad(x, extra)
-        rows = batch * h_out * w_out
-        training = torch.is_grad_enabled() and first.requires_grad
-        if _compiling():
-            bucket = 1
-            while rows > bucket:
-                bucket *= 2
-            rows = bucket
-        execution = self._execution(rows, first.dtype, x.device, training)
+        execution, autocast, param_dtype = self._prepare(x, batch * h_out * w_out)
         if execution[0] == "materialise":
             with torch.autocast(x.device.type, enabled=False):
                 weight = self._weight(execution[1][0], use_cache=True)
@@ -413,7 +400,7 @@ class MPOConv2d(_MPOLayer):
         cols = F.unfold(x, self.kernel_size, self.dilation, padding, self.stride)  # (B, C·kk, L)
         flat = cols.transpose(1, 2).reshape(-1, self.in_features)
         if autocast:
-            y = self._run_autocast(execution, flat, first.dtype)
+            y = self._run_autocast(execution, flat, param_dtype)
         else:
             y = self._run(execution, flat)
         return (
