@@ -369,3 +369,12 @@ def test_plot_entanglement_writes_a_figure(tmp_path):
     assert len(fig.axes[0].get_lines()) == 6  # three layers, each with its ln D bound
     with pytest.raises(ValueError, match="no MPO layer"):
         tnlayers.plot_entanglement(FC2())
+
+
+def test_mpo_conv_moves_dtype_like_nn_conv2d():
+    conv = MPOConv2d(2, 4, 3, bond=2, padding=1)
+    x = torch.randn(2, 2, 6, 6)
+    y32 = conv(x)
+    conv.to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in conv.parameters())
+    torch.testing.assert_close(conv(x.double()).float(), y32, rtol=1e-5, atol=1e-5)

@@ -314,7 +314,7 @@ class TNLinear(nn.Module):
     def _autotune(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
     ) -> Strategy:
-        x = torch.randn(batch, self.in_features, dtype=dtype, device=device)
+        x = self._timing_input(batch, dtype, device)
         dtype_name = _dtype_name(dtype)
         # Detached copies: timing must not touch the parameters' .grad.
         values = [p.detach().clone().requires_grad_(training) for p in self._values()]
@@ -329,9 +329,9 @@ class TNLinear(nn.Module):
                 # Inference reuses the cached weight, so only the GEMM recurs per call.
                 with torch.no_grad():
                     weight = self._weight(execution[1][0], use_cache=False, values=values)
-                runs[name] = partial(nn.functional.linear, x, weight, self.bias)
+                runs[name] = partial(self._apply_execution, execution, x, False, values, weight)
             else:
-                runs[name] = partial(self._run, execution, x, False, values)
+                runs[name] = partial(self._apply_execution, execution, x, False, values)
         samples: dict[Strategy, list[float]] = {name: [] for name in STRATEGIES}
         with torch.set_grad_enabled(training):
             for name in STRATEGIES:  # warm-up: first calls allocate
@@ -351,7 +351,7 @@ class TNLinear(nn.Module):
     def _time_training_step(
         self, execution: Execution, x: torch.Tensor, values: list[torch.Tensor]
     ) -> None:
-        out = self._run(execution, x, use_cache=False, values=values)
+        out = self._apply_execution(execution, x, use_cache=False, values=values)
         torch.autograd.grad(out.sum(), values)
 
     # ------------------------------------------------------------------ execution
@@ -378,17 +378,37 @@ class TNLinear(nn.Module):
             self._weight_cache = (self._parameters_key(), weight)
         return weight
 
+    def _timing_input(self, rows: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """A random input of ``rows`` rows for timing the strategies."""
+        return torch.randn(rows, self.in_features, dtype=dtype, device=device)
+
+    def _apply_execution(
+        self,
+        execution: Execution,
+        x: torch.Tensor,
+        use_cache: bool = True,
+        values: list[torch.Tensor] | None = None,
+        weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run ``execution`` on a layer input as timing sees it (subclasses change the input)."""
+        return self._run(execution, x, use_cache, values, weight)
+
     def _run(
         self,
         execution: Execution,
         x2: torch.Tensor,
         use_cache: bool = True,
         values: list[torch.Tensor] | None = None,
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run ``execution`` on a 2-D input ``(batch, in_features)`` (``values``: other tensors)."""
+        """Run ``execution`` on a 2-D input ``(batch, in_features)``.
+
+        ``values`` replace the tensors, ``weight`` the materialised weight (for timing).
+        """
         strategy, programs = execution
         if strategy == "materialise":
-            weight = self._weight(programs[0], use_cache, values)
+            if weight is None:
+                weight = self._weight(programs[0], use_cache, values)
             return nn.functional.linear(x2, weight, self.bias)
         net = self.network
         if net.padded_in_features != net.in_features:

@@ -13,7 +13,7 @@ from torch.nn import functional as F  # noqa: N812
 from ._builders import Dims, mpo
 from ._cost import CostReport, Mode
 from ._errors import ArgumentTypeError, OptionError, ShapeError
-from ._layer import TNLinear, _compiling
+from ._layer import Execution, TNLinear, _compiling
 from ._mpo import MPO, CanonicalForm, tt_svd
 from ._network import Network
 
@@ -248,8 +248,8 @@ class MPOConv2d(_MPOLayer):
     The flattened kernel index is ``nn.Conv2d``'s (channel, then kernel row, then column), so
     ``to_dense().view(C_out, C_in, kh, kw)`` is the convolution's weight. Forward runs either as
     ``F.conv2d`` with the materialised weight, or on the unfolded input (``B·H_out·W_out`` rows of
-    ``C_in·kh·kw`` features) through the MPO cores, whichever the cost model (and, near ties, a
-    timing) finds faster for that many rows.
+    ``C_in·kh·kw`` features) through the MPO cores; with ``strategy="auto"`` both are timed on the
+    first input of each size and the faster is kept.
 
     Parameters
     ----------
@@ -310,6 +310,7 @@ class MPOConv2d(_MPOLayer):
             padding if isinstance(padding, str) else _pair("padding", padding)
         )
         self._last_image_size: tuple[int, int] | None = None
+        self._timing_shape: tuple[int, ...] | None = None
 
     def extra_repr(self) -> str:
         return (
@@ -334,16 +335,16 @@ class MPOConv2d(_MPOLayer):
 
     def output_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """``(H_out, W_out)`` for an input of ``(H, W)``."""
-        (ph, pw), extra = self._padding()
-        extra = extra or (0, 0, 0, 0)
-        padded = (
-            image_size[0] + 2 * ph + extra[2] + extra[3],
-            image_size[1] + 2 * pw + extra[0] + extra[1],
-        )
+        left, right, top, bottom = self._padding()[1] or (0, 0, 0, 0)
+        return self._unpadded_output(image_size[0] + top + bottom, image_size[1] + left + right)
+
+    def _unpadded_output(self, height: int, width: int) -> tuple[int, int]:
+        """Output size for an input already carrying any asymmetric ``"same"`` padding."""
+        padding = self._padding()[0]
         h, w = (
-            (size - d * (k - 1) - 1) // s + 1
-            for size, d, k, s in zip(
-                padded, self.dilation, self.kernel_size, self.stride, strict=True
+            (size + 2 * pad - d * (k - 1) - 1) // s + 1
+            for size, pad, d, k, s in zip(
+                (height, width), padding, self.dilation, self.kernel_size, self.stride, strict=True
             )
         )
         return h, w
@@ -378,31 +379,63 @@ class MPOConv2d(_MPOLayer):
                 f"input has shape {tuple(x.shape)}, but MPOConv2d expects "
                 f"(batch, {self.in_channels} channels, height, width)"
             )
-        batch = x.shape[0]
-        image = (x.shape[2], x.shape[3])
-        if not _compiling():
-            self._last_image_size = (int(image[0]), int(image[1]))
-        h_out, w_out = self.output_size(image)
+        h_out, w_out = self.output_size((x.shape[2], x.shape[3]))
         if h_out < 1 or w_out < 1:
             raise ShapeError(
-                f"input of {image[0]}×{image[1]} is smaller than the dilated kernel "
+                f"input of {x.shape[2]}×{x.shape[3]} is smaller than the dilated kernel "
                 f"{self.kernel_size} (dilation {self.dilation}) after padding {self.padding}"
             )
-        padding, extra = self._padding()
+        extra = self._padding()[1]
         if extra is not None:
             x = F.pad(x, extra)
-        execution, autocast, param_dtype = self._prepare(x, batch * h_out * w_out)
+        if not _compiling():
+            self._last_image_size = self._image_size(x)
+            self._timing_shape = tuple(x.shape)
+        execution, _, _ = self._prepare(x, x.shape[0] * h_out * w_out)
+        return self._apply_execution(execution, x)
+
+    def _close_call(self, key: tuple[object, ...]) -> bool:
+        # The cost model does not count the unfold copy of the sequential path, so "auto"
+        # always times both real paths once per input size.
+        return True
+
+    def _image_size(self, padded: torch.Tensor) -> tuple[int, int]:
+        left, right, top, bottom = self._padding()[1] or (0, 0, 0, 0)
+        return int(padded.shape[2]) - top - bottom, int(padded.shape[3]) - left - right
+
+    def _timing_input(self, rows: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        # Time the real convolution paths on the input being run, not a stand-in GEMM: conv
+        # kernels and the unfold copy change which strategy wins.
+        if self._timing_shape is None:
+            return super()._timing_input(rows, dtype, device)
+        return torch.randn(self._timing_shape, dtype=dtype, device=device)
+
+    def _apply_execution(
+        self,
+        execution: Execution,
+        x: torch.Tensor,
+        use_cache: bool = True,
+        values: list[torch.Tensor] | None = None,
+        weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if x.dim() == 2:  # a timing stand-in before any image was seen
+            return super()._apply_execution(execution, x, use_cache, values, weight)
+        padding = self._padding()[0]
         if execution[0] == "materialise":
-            with torch.autocast(x.device.type, enabled=False):
-                weight = self._weight(execution[1][0], use_cache=True)
+            if weight is None:
+                # The kernel is contracted in the parameters' precision; autocast casts for conv.
+                with torch.autocast(x.device.type, enabled=False):
+                    weight = self._weight(execution[1][0], use_cache, values)
             kernel = weight.reshape(self.out_channels, self.in_channels, *self.kernel_size)
             return F.conv2d(x, kernel, self.bias, self.stride, padding, self.dilation)
+        batch = x.shape[0]
+        h_out, w_out = self._unpadded_output(x.shape[2], x.shape[3])
         cols = F.unfold(x, self.kernel_size, self.dilation, padding, self.stride)  # (B, C·kk, L)
         flat = cols.transpose(1, 2).reshape(-1, self.in_features)
-        if autocast:
-            y = self._run_autocast(execution, flat, param_dtype)
+        if torch.is_autocast_enabled(x.device.type):
+            y = self._run_autocast(execution, flat, self._values()[0].dtype)
         else:
-            y = self._run(execution, flat)
+            y = self._run(execution, flat, use_cache, values)
         return (
             y.reshape(batch, h_out * w_out, self.out_channels)
             .transpose(1, 2)
