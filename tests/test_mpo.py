@@ -378,3 +378,17 @@ def test_mpo_conv_moves_dtype_like_nn_conv2d():
     conv.to(torch.float64)
     assert all(p.dtype == torch.float64 for p in conv.parameters())
     torch.testing.assert_close(conv(x.double()).float(), y32, rtol=1e-5, atol=1e-5)
+
+
+def test_convs_sharing_a_network_keep_separate_timings_and_pickle():
+    a = MPOConv2d(3, 8, 3, bond=2, cores=2, padding=1)
+    b = MPOConv2d(3, 8, 3, bond=2, cores=2, stride=2)
+    assert a.network == b.network
+    assert a._config != b._config
+    buffer = io.BytesIO()
+    torch.save(a, buffer)
+    buffer.seek(0)
+    again = torch.load(buffer, weights_only=False)
+    assert again._config == a._config
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(again(x), a(x))

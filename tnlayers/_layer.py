@@ -35,12 +35,21 @@ _TIMED: dict[tuple[object, ...], Strategy | None] = {}
 Execution = tuple[Strategy, tuple[Program, ...]]
 
 
-def _config_id(network: Network, optimize: OptimizeKind, model: MachineModel | None) -> int:
-    """A small integer naming (network, optimiser, model): plans are looked up by constants."""
-    key = (network, optimize, model)
+def _config_id(
+    network: Network,
+    optimize: OptimizeKind,
+    model: MachineModel | None,
+    context: tuple[object, ...] = (),
+) -> int:
+    """A small integer naming (network, optimiser, model): plans are looked up by constants.
+
+    ``context`` separates layers whose timings differ for the same network (a convolution's
+    geometry), so that one's timed choice is never reused for another.
+    """
+    key = (network, optimize, model, context)
     if key not in _CONFIG_IDS:
         _CONFIG_IDS[key] = len(_CONFIGS)
-        _CONFIGS.append(key)
+        _CONFIGS.append((network, optimize, model))
     return _CONFIG_IDS[key]
 
 
@@ -229,7 +238,7 @@ class TNLinear(nn.Module):
         # Plan-registry ids are per process: re-derive ours after unpickling (torch.save of a
         # whole model, spawn-based workers), or a plan of another network could be looked up.
         super().__setstate__(state)
-        self._config = _config_id(self.network, self.optimize, self.model)
+        self._config = _config_id(self.network, self.optimize, self.model, self._timing_context())
 
     def _values(self) -> list[torch.Tensor]:
         """The tensors' parameters in network order.
@@ -377,6 +386,10 @@ class TNLinear(nn.Module):
         if cacheable:
             self._weight_cache = (self._parameters_key(), weight)
         return weight
+
+    def _timing_context(self) -> tuple[object, ...]:
+        """What besides the network decides which strategy times faster (nothing here)."""
+        return ()
 
     def _timing_input(self, rows: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """A random input of ``rows`` rows for timing the strategies."""

@@ -13,7 +13,7 @@ from torch.nn import functional as F  # noqa: N812
 from ._builders import Dims, mpo
 from ._cost import CostReport, Mode
 from ._errors import ArgumentTypeError, OptionError, ShapeError
-from ._layer import Execution, TNLinear, _compiling
+from ._layer import Execution, TNLinear, _compiling, _config_id
 from ._mpo import MPO, CanonicalForm, tt_svd
 from ._network import Network
 
@@ -311,6 +311,7 @@ class MPOConv2d(_MPOLayer):
         )
         self._last_image_size: tuple[int, int] | None = None
         self._timing_shape: tuple[int, ...] | None = None
+        self._config = _config_id(network, self.optimize, self.model, self._timing_context())
 
     def extra_repr(self) -> str:
         return (
@@ -393,6 +394,9 @@ class MPOConv2d(_MPOLayer):
             self._timing_shape = tuple(x.shape)
         execution, _, _ = self._prepare(x, x.shape[0] * h_out * w_out)
         return self._apply_execution(execution, x)
+
+    def _timing_context(self) -> tuple[object, ...]:
+        return ("conv2d", self.kernel_size, self.stride, self.padding, self.dilation)
 
     def _close_call(self, key: tuple[object, ...]) -> bool:
         # The cost model does not count the unfold copy of the sequential path, so "auto"
