@@ -392,3 +392,33 @@ def test_convs_sharing_a_network_keep_separate_timings_and_pickle():
     assert again._config == a._config
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(again(x), a(x))
+
+
+# seed-specs §4.3: every MPO of the paper, (in_dims, out_dims, D) -> N_mpo, and ρ per model.
+PAPER_MPOS = {
+    "VGG": (
+        [
+            ((2, 8, 8, 8, 2), (2, 8, 8, 8, 2), 4, 3104),
+            ((2, 8, 8, 8, 2), (2, 8, 8, 8, 2), 4, 3104),
+            ((4, 4, 4, 4, 2), (4, 4, 8, 8, 4), 4, 1376),
+            ((4, 4, 8, 8, 4), (4, 4, 8, 8, 4), 4, 2432),
+            ((4, 4, 8, 8, 4), (1, 10, 1, 1, 1), 4, 928),
+        ],
+        0.00040,
+    ),
+    "WideResNet FC": ([((4, 4, 4, 4), (1, 5, 2, 1), 3, 276)], 0.108),
+    "DenseNet-40 (16,12,12)": ([((4, 4, 7, 4), (1, 5, 2, 1), 4, 576)], 0.129),
+    "DenseNet-40 (16,12,24)": ([((4, 5, 11, 4), (1, 5, 2, 1), 4, 784)], 0.089),
+    "DenseNet-100 (24,32,12)": ([((4, 7, 7, 6), (1, 5, 2, 1), 4, 824)], 0.070),
+    "DenseNet-100 (96,32,24)": ([((5, 8, 12, 5), (1, 5, 2, 1), 4, 1064)], 0.044),
+}
+
+
+@pytest.mark.parametrize("name", list(PAPER_MPOS))
+def test_every_mpo_of_the_paper_has_its_parameter_count_and_rho(name):
+    layers, rho = PAPER_MPOS[name]
+    model = nn.Sequential(
+        *(MPOLinear(math.prod(i), math.prod(o), d, in_dims=i, out_dims=o) for i, o, d, _ in layers)
+    )
+    assert [m.num_params for m in model] == [count for *_, count in layers]
+    assert round(tnlayers.compression_ratio(model), len(str(rho)) - 2) == rho
