@@ -25,9 +25,13 @@ from ._execute import contract_weight as contract_weight
 from ._execute import run_program as run_program
 from ._factorize import Factorization as Factorization
 from ._factorize import factorize as factorize
+from ._factorize import kronecker_factors as kronecker_factors
 from ._init import variance_preserving_ as variance_preserving_
 from ._interop import from_tensornetwork as from_tensornetwork
 from ._interop import to_tensornetwork as to_tensornetwork
+from ._kron import KroneckerApproximation as KroneckerApproximation
+from ._kron import nearest_kronecker as nearest_kronecker
+from ._kron_layers import KronLinear as KronLinear
 from ._layer import TNLinear as TNLinear
 from ._mpo import MPO as MPO
 from ._mpo import Approximation as Approximation
@@ -56,6 +60,8 @@ __all__ = [
     "Contraction",
     "CostReport",
     "Factorization",
+    "KronLinear",
+    "KroneckerApproximation",
     "MPOConv2d",
     "MPOLinear",
     "MachineModel",
@@ -78,9 +84,11 @@ __all__ = [
     "factorize",
     "from_tensornetwork",
     "kronecker",
+    "kronecker_factors",
     "low_rank",
     "models",
     "mpo",
+    "nearest_kronecker",
     "plan",
     "plot_entanglement",
     "run_program",

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from ._errors import NetworkSpecError
-from ._factorize import factorize
+from ._factorize import factorize, kronecker_factors
 from ._network import Network
 
 __all__ = ["kronecker", "low_rank", "mpo"]
@@ -23,6 +23,13 @@ def _as_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
     if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
         raise NetworkSpecError(f"{name} must be positive integers, got {dims!r}")
     return dims, math.prod(dims)
+
+
+def _kron_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
+    """Like ``_as_dims``, but integers split by seed 000's rule (factors as large as possible)."""
+    if isinstance(dims, int) and not isinstance(dims, bool):
+        return kronecker_factors(dims, parts), dims
+    return _as_dims(name, dims, parts)
 
 
 def _default_parts(*dims: Dims) -> int:
@@ -110,8 +117,9 @@ def kronecker(
     Parameters
     ----------
     in_dims, out_dims
-        Input sizes ``p_m`` and output sizes ``q_m`` of the bodies, or feature sizes to factorise
-        into ``bodies`` legs.
+        Input sizes ``p_m`` and output sizes ``q_m`` of the bodies, or feature sizes to split into
+        ``bodies`` legs by seed 000's rule (smallest factor as large as possible, then the
+        largest: 784 → (28, 28), (7, 7, 16), (4, 4, 7, 7)).
     terms
         Number of Kronecker terms (the paper's copies ``K``).
     bodies
@@ -133,8 +141,8 @@ def kronecker(
             else _default_parts(in_dims, out_dims)
         )
     )
-    ins, in_features = _as_dims("in_dims", in_dims, parts)
-    outs, out_features = _as_dims("out_dims", out_dims, parts)
+    ins, in_features = _kron_dims("in_dims", in_dims, parts)
+    outs, out_features = _kron_dims("out_dims", out_dims, parts)
     if len(ins) != len(outs):
         raise NetworkSpecError(
             f"every body needs one input and one output leg: in_dims {ins} has {len(ins)} legs, "

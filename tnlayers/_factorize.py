@@ -8,7 +8,7 @@ from functools import cache
 
 from ._errors import NetworkSpecError
 
-__all__ = ["Factorization", "factorize"]
+__all__ = ["Factorization", "factorize", "kronecker_factors"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +107,48 @@ def factorize(features: int, parts: int, *, max_padding: float = 0.1) -> Factori
         if max(cand) < max(best):
             best_size, best = size, cand
     return Factorization(features, _mountain(best), best_size)
+
+
+@cache
+def _largest(n: int, parts: int) -> tuple[int, ...]:
+    """Factors of ``n`` into ``parts`` factors: the smallest as large as possible, then the
+    largest as large as possible; ascending."""
+    best: tuple[int, ...] | None = None
+
+    def search(rest: int, k: int, low: int, acc: tuple[int, ...]) -> None:
+        nonlocal best
+        if k == 1:
+            if rest >= low:
+                cand = (*acc, rest)
+                if best is None or (cand[0], cand[-1]) > (best[0], best[-1]):
+                    best = cand
+            return
+        f = low
+        while f**k <= rest:
+            if rest % f == 0:
+                search(rest // f, k - 1, f, (*acc, f))
+            f += 1
+
+    search(n, parts, 1, ())
+    assert best is not None  # (1, ..., 1, n) always exists
+    return best
+
+
+def kronecker_factors(features: int, parts: int) -> tuple[int, ...]:
+    """Seed 000's rule for Kronecker factor sizes: "all sub-matrices as large as possible".
+
+    Maximises the smallest factor, then the largest, and returns them ascending. No padding: a
+    size with no good split (a prime) keeps its size-1 factors.
+
+    Examples
+    --------
+    >>> [kronecker_factors(784, m) for m in (2, 3, 4)]
+    [(28, 28), (7, 7, 16), (4, 4, 7, 7)]
+    >>> kronecker_factors(3072, 3)
+    (12, 16, 16)
+    """
+    if isinstance(features, bool) or not isinstance(features, int) or features < 1:
+        raise NetworkSpecError(f"cannot factorise {features!r}: expected a positive integer")
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise NetworkSpecError(f"cannot split into {parts!r} parts: expected a positive integer")
+    return _largest(features, parts)

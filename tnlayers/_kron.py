@@ -1,0 +1,245 @@
+"""Analyse: the nearest sum of Kronecker products to a matrix (seed 000's weight form)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ._builders import Dims, _kron_dims, kronecker
+from ._errors import NetworkSpecError, OptionError, ShapeError
+from ._network import Network
+
+__all__ = ["KroneckerApproximation", "nearest_kronecker"]
+
+
+@dataclass(frozen=True, eq=False)
+class KroneckerApproximation:
+    r"""A sum of ``K`` Kronecker products approximating a matrix.
+
+    Attributes
+    ----------
+    factors
+        One tensor per body, shape ``(K, p_m, q_m)`` (the [`kronecker`][tnlayers.kronecker]
+        network's ``body{m}`` layout), so that
+        ``W ≈ Σ_k A_1[k]ᵀ ⊗ … ⊗ A_M[k]ᵀ`` of shape ``(Π q_m, Π p_m)``.
+    error
+        Relative Frobenius error ``‖W − W̃‖ / ‖W‖``, computed directly.
+    """
+
+    factors: tuple[torch.Tensor, ...]
+    error: float
+
+    @property
+    def network(self) -> Network:
+        """The [`kronecker`][tnlayers.kronecker] network these factors fill."""
+        terms, *_ = self.factors[0].shape
+        ins = tuple(int(f.shape[1]) for f in self.factors)
+        outs = tuple(int(f.shape[2]) for f in self.factors)
+        return kronecker(ins, outs, terms)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The factors keyed by network tensor name (``body1 …``)."""
+        if len(self.factors) == 1:
+            return {"body1": self.factors[0][0]}
+        return {f"body{m}": f for m, f in enumerate(self.factors, start=1)}
+
+    def to_dense(self) -> torch.Tensor:
+        """``Σ_k A_1[k]ᵀ ⊗ … ⊗ A_M[k]ᵀ``, shape ``(Π q_m, Π p_m)``."""
+        return _dense(self.factors)
+
+
+def nearest_kronecker(
+    matrix: torch.Tensor,
+    in_dims: Dims,
+    out_dims: Dims,
+    terms: int = 1,
+    *,
+    bodies: int | None = None,
+    iterations: int = 200,
+    tol: float = 1e-12,
+) -> KroneckerApproximation:
+    r"""The sum of ``terms`` Kronecker products nearest to ``matrix`` in Frobenius norm.
+
+    Rearranging ``W`` so that body ``m``'s indices ``(i_m, j_m)`` form one mode turns a sum of
+    ``K`` Kronecker products into a rank-``K`` tensor of order ``M`` (Van Loan and Pitsianis).
+
+    - **Two bodies**: the rearranged matrix's truncated SVD, which is optimal (Eckart–Young).
+    - **More bodies**: a rank-``K`` CP decomposition by alternating least squares, started from
+      the leading singular vectors of each mode and grown one term at a time (each new term
+      starts as the best rank-1 fit of the residual). Every ALS step is a least-squares solve,
+      so the error never increases, and the error for ``K`` terms is never above that for
+      ``K - 1``. ALS is not guaranteed to find the global optimum.
+
+    Parameters
+    ----------
+    matrix
+        ``(out_features, in_features)``, like ``nn.Linear.weight``.
+    in_dims, out_dims
+        Body sizes ``p_m`` and ``q_m`` (products equal to the features), or the feature sizes to
+        split by seed 000's rule into ``bodies`` factors.
+    terms
+        Number of Kronecker products ``K``.
+    bodies
+        Number of bodies when both sizes are integers (default 2).
+    iterations, tol
+        ALS sweeps per term count at most, and the relative improvement that stops them.
+
+    Returns
+    -------
+    KroneckerApproximation
+        Factors in the matrix's dtype and device, and the relative error.
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, b = torch.randn(2, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    >>> w = torch.kron(a.T, b.T)  # one Kronecker product, (3·5) × (2·4)
+    >>> nearest_kronecker(w, (2, 4), (3, 5)).error < 1e-12
+    True
+    """
+    if matrix.dim() != 2:
+        raise ShapeError(f"nearest_kronecker needs a matrix, got shape {tuple(matrix.shape)}")
+    if isinstance(terms, bool) or not isinstance(terms, int) or terms < 1:
+        raise OptionError(f"terms must be a positive integer, got {terms!r}")
+    parts = (
+        bodies
+        if bodies is not None
+        else (len(tuple(in_dims)) if not isinstance(in_dims, int) else 2)
+    )
+    ins, _ = _kron_dims("in_dims", in_dims, parts)
+    outs, _ = _kron_dims("out_dims", out_dims, parts)
+    if len(ins) != len(outs):
+        raise NetworkSpecError(
+            f"every body needs one input and one output size: in_dims {ins}, out_dims {outs}"
+        )
+    out_features, in_features = (int(s) for s in matrix.shape)
+    if (math.prod(ins), math.prod(outs)) != (in_features, out_features):
+        raise ShapeError(
+            f"body sizes in {ins} × out {outs} make a {math.prod(outs)} × {math.prod(ins)} "
+            f"weight, but the matrix is {out_features} × {in_features}"
+        )
+    w = matrix.detach().to(torch.float64)
+    m = len(ins)
+    # (j_1..j_M, i_1..i_M) -> modes (i_1, j_1), ..., (i_M, j_M)
+    order = [p for k in range(m) for p in (m + k, k)]
+    tensor = (
+        w.reshape(*outs, *ins)
+        .permute(order)
+        .reshape([p * q for p, q in zip(ins, outs, strict=True)])
+    )
+    if m == 1:
+        factors = [tensor.reshape(1, -1)]
+    elif m == 2:
+        u, s, vh = torch.linalg.svd(tensor, full_matrices=False)
+        k = min(terms, s.numel())
+        root = s[:k].sqrt()
+        factors = [u[:, :k].T * root[:, None], vh[:k] * root[:, None]]
+        factors = [_pad_terms(f, terms) for f in factors]
+    else:
+        factors = _grow_cp(tensor, terms, iterations, tol)
+    factors = _balance(factors)
+    shaped = tuple(
+        f.reshape(-1, p, q).to(matrix.dtype if matrix.dtype.is_floating_point else torch.float64)
+        for f, p, q in zip(factors, ins, outs, strict=True)
+    )
+    dense = _dense([f.reshape(-1, p, q) for f, p, q in zip(factors, ins, outs, strict=True)])
+    norm = float(torch.linalg.vector_norm(w))
+    error = float(torch.linalg.vector_norm(dense - w)) / norm if norm > 0 else 0.0
+    return KroneckerApproximation(shaped, error)
+
+
+# ---------------------------------------------------------------------- helpers
+def _dense(factors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``Σ_k ⊗_m A_m[k]ᵀ`` from factors of shape ``(K, p_m, q_m)``."""
+    total = None
+    for k in range(factors[0].shape[0]):
+        term = factors[0][k].T
+        for f in factors[1:]:
+            term = torch.kron(term, f[k].T)
+        total = term if total is None else total + term
+    assert total is not None
+    return total
+
+
+def _pad_terms(factor: torch.Tensor, terms: int) -> torch.Tensor:
+    """Zero terms beyond the rank the matrix has (the layer still gets ``terms`` of them)."""
+    if factor.shape[0] == terms:
+        return factor
+    pad = factor.new_zeros(terms - factor.shape[0], factor.shape[1])
+    return torch.cat([factor, pad])
+
+
+def _balance(factors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Give every body of a term the same norm (the product is unchanged): better for training."""
+    norms = torch.stack([torch.linalg.vector_norm(f, dim=1) for f in factors])  # (M, K)
+    geometric = norms.clamp_min(1e-300).log().mean(0).exp()  # (K,)
+    scale = torch.where(norms > 0, geometric / norms.clamp_min(1e-300), torch.zeros_like(norms))
+    return [f * s[:, None] for f, s in zip(factors, scale, strict=True)]
+
+
+def _mttkrp(tensor: torch.Tensor, factors: list[torch.Tensor], mode: int) -> torch.Tensor:
+    """``T_(mode) · (Khatri–Rao of the other factors)``, shape ``(K, n_mode)``."""
+    letters = "abcdefghijklmnopqrstuvwxy"[: tensor.dim()]
+    others = [f"z{letters[i]}" for i in range(tensor.dim()) if i != mode]
+    operands = [f for i, f in enumerate(factors) if i != mode]
+    return torch.einsum(f"{letters},{','.join(others)}->z{letters[mode]}", tensor, *operands)
+
+
+def _als(
+    tensor: torch.Tensor, factors: list[torch.Tensor], iterations: int, tol: float
+) -> list[torch.Tensor]:
+    """Alternating least squares on factors of shape ``(K, n_m)``; the error never rises."""
+    norm = float(torch.linalg.vector_norm(tensor))
+    previous = math.inf
+    for _ in range(iterations):
+        for mode in range(tensor.dim()):
+            gram = torch.ones_like(factors[0] @ factors[0].T)
+            for i, f in enumerate(factors):
+                if i != mode:
+                    gram = gram * (f @ f.T)
+            rhs = _mttkrp(tensor, factors, mode)
+            factors[mode] = torch.linalg.lstsq(gram, rhs).solution
+        error = _residual(tensor, factors)
+        if previous - error <= tol * max(norm, 1e-300):
+            break
+        previous = error
+    return factors
+
+
+def _residual(tensor: torch.Tensor, factors: list[torch.Tensor]) -> float:
+    letters = "abcdefghijklmnopqrstuvwxy"[: tensor.dim()]
+    recon = torch.einsum(f"{','.join('z' + c for c in letters)}->{letters}", *factors)
+    return float(torch.linalg.vector_norm(tensor - recon))
+
+
+def _leading(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """Rank-1 start: each mode's leading left singular vector, scaled onto the last mode."""
+    factors = []
+    for mode in range(tensor.dim()):
+        unfolded = tensor.movedim(mode, 0).reshape(tensor.shape[mode], -1)
+        u = torch.linalg.svd(unfolded, full_matrices=False)[0][:, :1]
+        factors.append(u.T.clone())
+    factors[-1] = _mttkrp(tensor, factors, tensor.dim() - 1)
+    return factors
+
+
+def _grow_cp(tensor: torch.Tensor, terms: int, iterations: int, tol: float) -> list[torch.Tensor]:
+    """Rank-``terms`` CP by ALS, adding one term at a time from the residual's best rank-1."""
+    factors = _als(tensor, _leading(tensor), iterations, tol)
+    for _ in range(1, terms):
+        letters = "abcdefghijklmnopqrstuvwxy"[: tensor.dim()]
+        recon = torch.einsum(f"{','.join('z' + c for c in letters)}->{letters}", *factors)
+        residual = tensor - recon
+        before = float(torch.linalg.vector_norm(residual))
+        new = _als(residual, _leading(residual), iterations, tol)
+        grown = _als(
+            tensor, [torch.cat([f, g]) for f, g in zip(factors, new, strict=True)], iterations, tol
+        )
+        if _residual(tensor, grown) <= before:
+            factors = grown
+        else:  # numerically no better: keep the fit, with an empty extra term
+            factors = [torch.cat([f, torch.zeros_like(f[:1])]) for f in factors]
+    return factors
