@@ -15,7 +15,7 @@ import argparse
 import platform
 
 import torch
-from bench_layers import median_time, step
+from bench_layers import median_time, step, synced
 from torch import nn
 
 import tnlayers
@@ -43,7 +43,7 @@ def run(passes: int, budget: float, batch: int, device: str) -> list[str]:
             for _ in range(passes):
                 for name, layer in layers.items():
                     layer.train(backward)
-                    t = median_time(_synced(step(layer, x, backward), device), budget)
+                    t = median_time(synced(step(layer, x, backward), device), budget)
                     best[name] = min(best.get(name, t), t)
             chosen = layers["auto"].chosen_strategy(
                 batch * layers["auto"].output_size((size, size))[0] ** 2, training=backward
@@ -61,17 +61,6 @@ def run(passes: int, budget: float, batch: int, device: str) -> list[str]:
             )
             print(lines[-1], flush=True)
     return lines
-
-
-def _synced(fn, device: str):
-    if device != "cuda":
-        return fn
-
-    def run() -> None:
-        fn()
-        torch.cuda.synchronize()
-
-    return run
 
 
 def main() -> None:

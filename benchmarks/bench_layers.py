@@ -117,6 +117,18 @@ def median_time(fn: Callable[[], object], budget: float) -> float:
     return statistics.median(samples)
 
 
+def synced(fn: Callable[[], object], device: str) -> Callable[[], object]:
+    """``fn`` followed by a device synchronisation on CUDA, so timings include the kernels."""
+    if device != "cuda":
+        return fn
+
+    def run() -> None:
+        fn()
+        torch.cuda.synchronize()
+
+    return run
+
+
 def step(module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backward: bool):
     def run() -> None:
         if backward:

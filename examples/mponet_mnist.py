@@ -28,12 +28,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from sklearn.model_selection import train_test_split
 from torch import nn
 from tqdm.auto import tqdm
 
 import tnlayers
-from tnlayers._data import load_mnist_5k
+from tnlayers._data import load_mnist_5k_splits
 from tnlayers.models import FC2, LeNet5
 
 # The paper's numbers (full MNIST, 60k/10k, 500 epochs; best test accuracy over training).
@@ -67,11 +66,7 @@ Data = tuple[torch.Tensor, ...]
 
 
 def load(quick: bool) -> Data:
-    x_train, y_train, x_test, y_test = load_mnist_5k()
-    x_train, x_dev, y_train, y_dev = train_test_split(
-        x_train, y_train, test_size=500, stratify=y_train, random_state=0
-    )
-    arrays = [x_train, y_train, x_dev, y_dev, x_test, y_test]
+    arrays = list(load_mnist_5k_splits(dev=500))
     if quick:
         arrays = [a[:n] for a, n in zip(arrays, (300, 300, 100, 100, 100, 100), strict=True)]
     return tuple(torch.from_numpy(a) for a in arrays)

@@ -40,6 +40,17 @@ def test_compile_fullgraph_mpo_conv_matches_eager():
     assert all(p.grad is not None for p in conv.parameters())
 
 
+@pytest.mark.slow
+def test_compile_fullgraph_kron_layer_with_kron_bias_matches_eager():
+    torch._dynamo.reset()
+    layer = tnlayers.KronLinear(36, 36, bodies=2, terms=2)
+    compiled = torch.compile(layer, fullgraph=True)
+    x = torch.randn(8, 36)
+    torch.testing.assert_close(compiled(x), layer(x), rtol=1e-5, atol=1e-5)
+    compiled(x).sum().backward()
+    assert all(p.grad is not None for p in layer.parameters())
+
+
 def test_mpo_conv_autocast_bfloat16_close_to_float32():
     conv = tnlayers.MPOConv2d(3, 8, 3, bond=2, padding=1)
     x = torch.randn(4, 3, 9, 9)

@@ -10,6 +10,11 @@ from . import models as models
 from ._builders import kronecker as kronecker
 from ._builders import low_rank as low_rank
 from ._builders import mpo as mpo
+from ._correlation import Correlation as Correlation
+from ._correlation import correlation_report as correlation_report
+from ._correlation import plot_correlation as plot_correlation
+from ._correlation import strong_correlation as strong_correlation
+from ._correlation import von_neumann_entropy as von_neumann_entropy
 from ._cost import CostReport as CostReport
 from ._cost import cost as cost
 from ._draw import draw as draw
@@ -58,6 +63,7 @@ __all__ = [
     "Approximation",
     "ArgumentTypeError",
     "Contraction",
+    "Correlation",
     "CostReport",
     "Factorization",
     "KronLinear",
@@ -79,6 +85,7 @@ __all__ = [
     "compile_contraction",
     "compression_ratio",
     "contract_weight",
+    "correlation_report",
     "cost",
     "draw",
     "factorize",
@@ -90,10 +97,13 @@ __all__ = [
     "mpo",
     "nearest_kronecker",
     "plan",
+    "plot_correlation",
     "plot_entanglement",
     "run_program",
+    "strong_correlation",
     "summary",
     "to_tensornetwork",
     "tt_svd",
     "variance_preserving_",
+    "von_neumann_entropy",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["load_mnist_5k"]
+__all__ = ["load_mnist_5k", "load_mnist_5k_splits"]
 
 
 def load_mnist_5k(
@@ -38,3 +38,28 @@ def load_mnist_5k(
         images, labels, test_size=test_fraction, stratify=labels, random_state=seed
     )
     return x_train, y_train, x_test, y_test
+
+
+def load_mnist_5k_splits(
+    dev: int | float, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, ...]:
+    """[`load_mnist_5k`][tnlayers._data.load_mnist_5k] with a dev set split off the training part.
+
+    Parameters
+    ----------
+    dev
+        Dev images: a count, or a fraction of the training part (stratified).
+    test_fraction, seed
+        As for ``load_mnist_5k``.
+
+    Returns
+    -------
+    x_train, y_train, x_dev, y_dev, x_test, y_test
+    """
+    from sklearn.model_selection import train_test_split
+
+    x_train, y_train, x_test, y_test = load_mnist_5k(test_fraction, seed)
+    x_train, x_dev, y_train, y_dev = train_test_split(
+        x_train, y_train, test_size=dev, stratify=y_train, random_state=seed
+    )
+    return x_train, y_train, x_dev, y_dev, x_test, y_test

@@ -58,8 +58,8 @@ def nearest_kronecker(
     terms: int = 1,
     *,
     bodies: int | None = None,
-    iterations: int = 200,
-    tol: float = 1e-12,
+    iterations: int = 500,
+    tol: float = 1e-13,
 ) -> KroneckerApproximation:
     r"""The sum of ``terms`` Kronecker products nearest to ``matrix`` in Frobenius norm.
 
@@ -158,7 +158,11 @@ def _dense(factors: Sequence[torch.Tensor]) -> torch.Tensor:
     for k in range(factors[0].shape[0]):
         term = factors[0][k].T
         for f in factors[1:]:
-            term = torch.kron(term, f[k].T)
+            # An einsum, not torch.kron: kron fails on transposed size-1 views (torch 2.13).
+            b = f[k].T
+            term = torch.einsum("ij,kl->ikjl", term, b).reshape(
+                term.shape[0] * b.shape[0], term.shape[1] * b.shape[1]
+            )
         total = term if total is None else total + term
     assert total is not None
     return total
@@ -196,12 +200,7 @@ def _als(
     previous = math.inf
     for _ in range(iterations):
         for mode in range(tensor.dim()):
-            gram = torch.ones_like(factors[0] @ factors[0].T)
-            for i, f in enumerate(factors):
-                if i != mode:
-                    gram = gram * (f @ f.T)
-            rhs = _mttkrp(tensor, factors, mode)
-            factors[mode] = torch.linalg.lstsq(gram, rhs).solution
+            factors = _solve_mode(tensor, factors, mode)
         error = _residual(tensor, factors)
         if previous - error <= tol * max(norm, 1e-300):
             break
@@ -210,36 +209,58 @@ def _als(
 
 
 def _residual(tensor: torch.Tensor, factors: list[torch.Tensor]) -> float:
-    letters = "abcdefghijklmnopqrstuvwxy"[: tensor.dim()]
-    recon = torch.einsum(f"{','.join('z' + c for c in letters)}->{letters}", *factors)
-    return float(torch.linalg.vector_norm(tensor - recon))
+    return float(torch.linalg.vector_norm(tensor - _reconstruct(factors)))
 
 
-def _leading(tensor: torch.Tensor) -> list[torch.Tensor]:
-    """Rank-1 start: each mode's leading left singular vector, scaled onto the last mode."""
+def _leading(tensor: torch.Tensor, terms: int = 1) -> list[torch.Tensor]:
+    """Start: each mode's ``terms`` leading left singular vectors (a seeded random fill where a
+    mode is smaller than ``terms``), the last mode then fitted by least squares."""
+    gen = torch.Generator(device=tensor.device).manual_seed(0)
     factors = []
     for mode in range(tensor.dim()):
         unfolded = tensor.movedim(mode, 0).reshape(tensor.shape[mode], -1)
-        u = torch.linalg.svd(unfolded, full_matrices=False)[0][:, :1]
-        factors.append(u.T.clone())
-    factors[-1] = _mttkrp(tensor, factors, tensor.dim() - 1)
+        u = torch.linalg.svd(unfolded, full_matrices=False)[0][:, :terms].T
+        if u.shape[0] < terms:
+            fill = torch.randn(
+                terms - u.shape[0], u.shape[1], dtype=u.dtype, device=u.device, generator=gen
+            )
+            u = torch.cat([u, fill])
+        factors.append(u.clone())
+    return _solve_mode(tensor, factors, tensor.dim() - 1)
+
+
+def _solve_mode(tensor: torch.Tensor, factors: list[torch.Tensor], mode: int) -> list[torch.Tensor]:
+    """The least-squares update of one mode with the others fixed (never raises the error)."""
+    gram = torch.ones_like(factors[0] @ factors[0].T)
+    for i, f in enumerate(factors):
+        if i != mode:
+            gram = gram * (f @ f.T)
+    factors[mode] = torch.linalg.lstsq(gram, _mttkrp(tensor, factors, mode)).solution
     return factors
 
 
 def _grow_cp(tensor: torch.Tensor, terms: int, iterations: int, tol: float) -> list[torch.Tensor]:
-    """Rank-``terms`` CP by ALS, adding one term at a time from the residual's best rank-1."""
+    """Rank-``terms`` CP by ALS. For each term count two starts are refined and the better kept:
+    the previous fit plus the residual's best rank-1 term (so the error never rises with the
+    count), and the modes' leading singular vectors (which finds exact low-rank sums faster)."""
     factors = _als(tensor, _leading(tensor), iterations, tol)
-    for _ in range(1, terms):
-        letters = "abcdefghijklmnopqrstuvwxy"[: tensor.dim()]
-        recon = torch.einsum(f"{','.join('z' + c for c in letters)}->{letters}", *factors)
-        residual = tensor - recon
+    for count in range(2, terms + 1):
+        residual = tensor - _reconstruct(factors)
         before = float(torch.linalg.vector_norm(residual))
         new = _als(residual, _leading(residual), iterations, tol)
         grown = _als(
             tensor, [torch.cat([f, g]) for f, g in zip(factors, new, strict=True)], iterations, tol
         )
-        if _residual(tensor, grown) <= before:
-            factors = grown
+        fresh = _als(tensor, _leading(tensor, count), iterations, tol)
+        candidates = [(_residual(tensor, grown), grown), (_residual(tensor, fresh), fresh)]
+        error, best = min(candidates, key=lambda pair: pair[0])
+        if error <= before:
+            factors = best
         else:  # numerically no better: keep the fit, with an empty extra term
             factors = [torch.cat([f, torch.zeros_like(f[:1])]) for f in factors]
     return factors
+
+
+def _reconstruct(factors: list[torch.Tensor]) -> torch.Tensor:
+    letters = "abcdefghijklmnopqrstuvwxy"[: len(factors)]
+    return torch.einsum(f"{','.join('z' + c for c in letters)}->{letters}", *factors)

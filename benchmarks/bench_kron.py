@@ -1,0 +1,77 @@
+"""Side-by-side speed of QiMLP's ``KronLinear`` against ``nn.Linear(784, 784)``.
+
+Rows: 2-, 3- and 4-body 784→784 layers (seed 000's factors (28, 28), (7, 7, 16), (4, 4, 7, 7)),
+K ∈ {1, 4} Kronecker terms, batch 64 and 1024. For each: ``nn.Linear`` (the reference),
+``KronLinear`` with its automatic strategy, and with each strategy forced (*sequential*: one mode
+product per body, never forming W; *materialise*: W then one GEMM). Forward is timed in eval mode
+under ``no_grad`` (W cached), forward+backward in training mode. "auto/best" divides the automatic
+layer's time by the faster forced one.
+
+    python benchmarks/bench_kron.py [--quick] [--passes 2] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+from bench_layers import median_time, step, synced
+from torch import nn
+
+import tnlayers
+
+BODIES = (2, 3, 4)
+TERMS = (1, 4)
+BATCHES = (64, 1024)
+
+
+def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> None:
+    for bodies in BODIES:
+        for terms in TERMS:
+            layers: dict[str, nn.Module] = {"dense": nn.Linear(784, 784).to(device)}
+            for strategy in ("auto", "sequential", "materialise"):
+                layers[strategy] = tnlayers.KronLinear(
+                    784, 784, bodies=bodies, terms=terms, strategy=strategy, device=device
+                )
+            dims = layers["auto"].network.in_dims
+            for batch in batches:
+                x = torch.randn(batch, 784, device=device)
+                for backward in (False, True):
+                    best: dict[str, float] = {}
+                    for _ in range(passes):
+                        for name, layer in layers.items():
+                            layer.train(backward)
+                            t = median_time(synced(step(layer, x, backward), device), budget)
+                            best[name] = min(best.get(name, t), t)
+                    forced = min(best["sequential"], best["materialise"])
+                    chosen = layers["auto"].chosen_strategy(batch, training=backward)
+                    cells = " | ".join(
+                        f"{name[:4]} {best[name] / best['dense']:5.2f}×"
+                        for name in ("auto", "sequential", "materialise")
+                    )
+                    print(
+                        f"{bodies}-body {dims!s:<14} K={terms} B={batch:<5} "
+                        f"{'fwd+bwd' if backward else 'fwd    '} dense "
+                        f"{best['dense'] * 1e3:7.3f} ms | {cells} | auto={chosen[:3]} "
+                        f"auto/best {best['auto'] / forced:4.2f}",
+                        flush=True,
+                    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
+        f"device {args.device}"
+    )
+    budget = 0.05 if args.quick else 0.4
+    run(1 if args.quick else args.passes, budget, (8,) if args.quick else BATCHES, args.device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""QiMLP (seed 000): Kronecker layers, nearest Kronecker sums, models and strong correlation."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import tnlayers
+from tnlayers import KronLinear, nearest_kronecker, strong_correlation, von_neumann_entropy
+from tnlayers.models import MLP, QiMLP
+
+F64 = torch.float64
+
+
+def _explicit(factors: list[torch.Tensor]) -> torch.Tensor:
+    """``Σ_k A_1[k]ᵀ ⊗ … ⊗ A_M[k]ᵀ`` written with torch.kron, the paper's eq. 4."""
+    # torch.kron fails on transposed views with size-1 dimensions (torch 2.13): copy first.
+    total = 0
+    for k in range(factors[0].shape[0]):
+        term = factors[0][k].T.clone(memory_format=torch.contiguous_format)
+        for f in factors[1:]:
+            term = torch.kron(term, f[k].T.clone(memory_format=torch.contiguous_format))
+        total = total + term
+    return total
+
+
+def _bodies(layer: KronLinear) -> list[torch.Tensor]:
+    return [layer.tensors[f"body{m}"] for m in range(1, len(layer.network.in_dims) + 1)]
+
+
+kron_shapes = st.integers(2, 4).flatmap(
+    lambda m: st.tuples(
+        st.lists(st.integers(1, 4), min_size=m, max_size=m),
+        st.lists(st.integers(1, 4), min_size=m, max_size=m),
+        st.integers(1, 3),
+        st.integers(0, 10_000),
+    )
+)
+
+
+# ---------------------------------------------------------------------- the layer
+@given(kron_shapes, st.sampled_from(["sequential", "materialise"]))
+def test_layer_equals_explicit_kron_sum_plus_bias(shape, strategy):
+    ins, outs, terms, seed = shape
+    torch.manual_seed(seed)
+    layer = KronLinear(
+        math.prod(ins),
+        math.prod(outs),
+        terms=terms,
+        in_dims=ins,
+        out_dims=outs,
+        strategy=strategy,
+        dtype=F64,
+    )
+    weight = _explicit(_bodies(layer))
+    torch.testing.assert_close(layer.to_dense(), weight, rtol=1e-12, atol=1e-12)
+    bias = layer.bias_factors[0]
+    for beta in list(layer.bias_factors)[1:]:
+        bias = torch.kron(bias, beta)
+    torch.testing.assert_close(layer.kron_bias(), bias)
+    x = torch.randn(5, math.prod(ins), dtype=F64)
+    torch.testing.assert_close(layer(x), x @ weight.T + bias, rtol=1e-10, atol=1e-10)
+
+
+def test_dense_bias_and_no_bias():
+    full = KronLinear(12, 6, in_dims=(3, 4), out_dims=(2, 3), bias="full", dtype=F64)
+    x = torch.randn(4, 12, dtype=F64)
+    torch.testing.assert_close(full(x), x @ full.to_dense().T + full.bias)
+    none = KronLinear(12, 6, in_dims=(3, 4), out_dims=(2, 3), bias="none", dtype=F64)
+    torch.testing.assert_close(none(x), x @ none.to_dense().T)
+    assert none.kron_bias() is None and none.bias is None
+
+
+def test_factor_rule_and_counts():
+    assert [tnlayers.kronecker_factors(784, m) for m in (2, 3, 4)] == [
+        (28, 28),
+        (7, 7, 16),
+        (4, 4, 7, 7),
+    ]
+    layer = KronLinear(784, 784, bodies=3, terms=2)
+    assert layer.network.in_dims == (7, 7, 16)
+    assert sum(p.numel() for p in layer.parameters()) == 2 * (49 + 49 + 256) + 30
+
+
+def test_errors_name_sizes_and_zero_bias_warns():
+    with pytest.raises(tnlayers.ShapeError, match=r"in_dims \(28, 27\) multiply to 756"):
+        KronLinear(784, 784, in_dims=(28, 27), out_dims=(28, 28))
+    with pytest.raises(tnlayers.OptionError, match="unknown bias"):
+        KronLinear(16, 16, bias="dense")  # type: ignore[arg-type]
+    with pytest.warns(UserWarning, match="stays zero for ever"):
+        layer = KronLinear(16, 16, bias_init="zeros")
+    # ... and indeed it never moves: each factor's gradient is a product with the other, zero one.
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        layer(torch.randn(8, 16)).pow(2).sum().backward()
+        opt.step()
+    assert torch.count_nonzero(layer.kron_bias()) == 0
+
+
+def test_paper_init_scale_and_gradcheck_and_state_dict():
+    layer = KronLinear(64, 64, bodies=2, terms=3, init="paper", dtype=F64)
+    body = layer.tensors["body1"].detach()
+    assert float(body.std()) == pytest.approx(0.02, rel=0.15)
+    names = [n for n, _ in layer.named_parameters()]
+    assert "bias_factors.0" in names
+    x = torch.randn(3, 64, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, *p: torch.func.functional_call(layer, dict(zip(names, p, strict=True)), (x,)),
+        (x, *layer.parameters()),
+    )
+    buffer = io.BytesIO()
+    torch.save(layer.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = KronLinear(64, 64, bodies=2, terms=3, dtype=F64)
+    fresh.load_state_dict(torch.load(buffer))
+    for key, value in layer.state_dict().items():
+        assert torch.equal(value, fresh.state_dict()[key]), key
+
+
+def test_sequential_path_is_cheaper_than_dense_for_two_bodies():
+    layer = KronLinear(784, 784, bodies=2)
+    report = layer.cost(1024, mode="inference")
+    sequential = report.plan.strategies["sequential"].flops
+    # Two mode products of 784·28 multiply-adds per row each, not 784² per row.
+    assert sequential == pytest.approx(2 * 2 * 1024 * 784 * 28, rel=0.01)
+    assert report.strategy == "sequential"
+
+
+# ---------------------------------------------------------------------- nearest Kronecker
+@given(kron_shapes)
+def test_nearest_kronecker_recovers_an_exact_sum(shape):
+    ins, outs, terms, seed = shape
+    gen = torch.Generator().manual_seed(seed)
+    factors = [
+        torch.randn(terms, p, q, dtype=F64, generator=gen) for p, q in zip(ins, outs, strict=True)
+    ]
+    weight = _explicit(factors)
+    approx = nearest_kronecker(weight, ins, outs, terms)
+    assert approx.error < 1e-10
+    torch.testing.assert_close(approx.to_dense(), weight, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize(("ins", "outs"), [((6, 5), (4, 6)), ((3, 4, 2), (2, 3, 3))])
+def test_nearest_kronecker_error_is_exact_and_non_increasing(ins, outs):
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(math.prod(outs), math.prod(ins), dtype=F64, generator=gen)
+    errors = []
+    for terms in range(1, 7):
+        approx = nearest_kronecker(weight, ins, outs, terms)
+        direct = torch.linalg.norm(approx.to_dense() - weight) / torch.linalg.norm(weight)
+        assert approx.error == pytest.approx(float(direct), abs=1e-12)
+        errors.append(approx.error)
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(errors))
+
+
+def test_two_body_nearest_kronecker_is_the_svd_optimum():
+    gen = torch.Generator().manual_seed(2)
+    weight = torch.randn(20, 12, dtype=F64, generator=gen)
+    # Rearranged: rows (i1, j1), columns (i2, j2); its singular values bound every K-term fit.
+    rearranged = weight.reshape(4, 5, 3, 4).permute(2, 0, 3, 1).reshape(12, 20)
+    s = torch.linalg.svdvals(rearranged)
+    for terms in (1, 2, 5):
+        optimum = float(s[terms:].pow(2).sum().sqrt() / s.pow(2).sum().sqrt())
+        assert nearest_kronecker(weight, (3, 4), (4, 5), terms).error == pytest.approx(optimum)
+
+
+def test_from_linear_copies_bias_and_matches_nearest_kronecker():
+    torch.manual_seed(0)
+    linear = nn.Linear(36, 24, dtype=F64)
+    layer = KronLinear.from_linear(linear, 2, in_dims=(6, 6), out_dims=(4, 6))
+    expected = nearest_kronecker(linear.weight, (6, 6), (4, 6), 2)
+    torch.testing.assert_close(layer.to_dense(), expected.to_dense())
+    torch.testing.assert_close(layer.bias, linear.bias)
+    kron_bias = KronLinear.from_linear(
+        linear, 2, in_dims=(6, 6), out_dims=(4, 6), bias_mode="kron"
+    ).kron_bias()
+    best = nearest_kronecker(linear.bias.detach()[:, None], (1, 1), (4, 6)).to_dense()[:, 0]
+    torch.testing.assert_close(kron_bias, best)
+    exact = KronLinear.from_linear(linear, 24, in_dims=(6, 6), out_dims=(4, 6))
+    x = torch.randn(3, 36, dtype=F64)
+    torch.testing.assert_close(exact(x), linear(x), rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------------- models
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_mnist_parameter_counts_match_the_paper():
+    assert _count(MLP("mnist")) == 1_238_730
+    assert [_count(QiMLP(m)) for m in (2, 3, 4)] == [3_451, 769, 357]
+    assert _count(QiMLP(4, out_dims=(1, 2, 5, 1))) == 349  # the released script
+    assert [_count(QiMLP(2, k)) for k in (1, 2, 3, 4)] == [3_451, 6_783, 10_115, 13_447]
+    assert [_count(QiMLP(3, k)) for k in (1, 2, 3, 4)] == [769, 1_470, 2_171, 2_872]
+    sweep_4b = [_count(QiMLP(4, k, bias="full", out_dims=(1, 2, 5, 1))) for k in (1, 2, 3, 4)]
+    assert sweep_4b == [1_874, 2_170, 2_466, 2_762]
+    assert _count(MLP("mnist")) / _count(QiMLP(2)) > 200
+
+
+def test_cifar_parameter_counts_match_the_paper():
+    assert _count(MLP("cifar")) == 37_791_754
+    assert [_count(QiMLP(m, dataset="cifar")) for m in (2, 3)] == [38_010, 15_014]
+    assert [_count(QiMLP(2, k, dataset="cifar")) for k in (1, 2, 3)] == [38_010, 63_722, 89_434]
+    assert [_count(QiMLP(3, k, dataset="cifar")) for k in (1, 2, 3)] == [15_014, 17_730, 20_446]
+
+
+def test_models_run_and_the_mlp_drops_out_its_logits():
+    x = torch.rand(4, 784)
+    assert QiMLP(3, 2)(x).shape == (4, 10)
+    mlp = MLP()
+    assert isinstance(mlp.layers[-1], nn.Dropout)
+    assert [type(m).__name__ for m in QiMLP(2).layers] == [
+        "KronLinear",
+        "GELU",
+        "KronLinear",
+        "GELU",
+        "KronLinear",
+    ]
+    with pytest.raises(tnlayers.OptionError, match="bodies in"):
+        QiMLP(4, dataset="cifar")
+
+
+# ---------------------------------------------------------------------- strong correlation
+def test_entropy_of_pure_and_maximally_mixed_states():
+    v = torch.randn(6, dtype=F64)
+    pure = torch.outer(v, v) / v.dot(v)
+    assert float(von_neumann_entropy(pure)) == pytest.approx(0.0, abs=1e-12)
+    for d in (2, 5, 28):
+        mixed = torch.eye(d, dtype=F64) / d
+        assert float(von_neumann_entropy(mixed)) == pytest.approx(math.log(d), abs=1e-12)
+
+
+def test_product_state_has_no_total_correlation_and_c_is_minus_the_mixture_entropy():
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.randn(50, 7, generator=gen), torch.randn(50, 7, generator=gen)
+    y = torch.einsum("na,nb->nab", a, b).reshape(50, 49)
+    result = strong_correlation(y, (7, 7))
+    assert torch.all(result.total.abs() < 1e-10)
+    a_hat = a.double() / a.double().norm(dim=1, keepdim=True)
+    b_hat = b.double() / b.double().norm(dim=1, keepdim=True)
+    mix = 0.5 * (
+        torch.einsum("na,nb->nab", a_hat, a_hat) + torch.einsum("na,nb->nab", b_hat, b_hat)
+    )
+    torch.testing.assert_close(result.strong, -von_neumann_entropy(mix))
+    assert result.strong_fraction == 0.0
+
+
+@given(st.integers(0, 1000), st.sampled_from([(4, 4), (3, 5), (6, 2)]))
+def test_correlation_identities(seed, dims):
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randn(20, dims[0] * dims[1], generator=gen)
+    result = strong_correlation(y, dims)
+    torch.testing.assert_close(result.entropy_a, result.entropy_b)  # same non-zero spectrum
+    assert torch.all(result.entropy_ab == 0)  # ρ_AB is pure
+    torch.testing.assert_close(result.total, 2 * result.entropy_a)
+    s_e = result.entropy_a
+    assert torch.all(result.strong <= s_e + 1e-10)
+    assert torch.all(result.strong >= s_e - math.log(2) - 1e-10)
+
+
+def test_random_vectors_are_strongly_correlated_and_the_product_reading_never_is():
+    y = torch.randn(100, 784, generator=torch.Generator().manual_seed(4))
+    result = strong_correlation(y, (28, 28))
+    assert float(result.strong.mean()) == pytest.approx(2.6, abs=0.1)
+    product = strong_correlation(y[:10], (28, 28), reading="product", steps=50)
+    assert torch.all(product.total.abs() < 1e-9)
+    assert torch.all(product.strong <= 0)
+
+
+def test_correlation_report_covers_hidden_two_body_layers(tmp_path):
+    model = QiMLP(2)
+    report = tnlayers.correlation_report(model, torch.rand(64, 784))
+    assert list(report) == ["layers.0", "layers.2"]
+    assert all(r.strong.shape == (64,) for r in report.values())
+    fig = tnlayers.plot_correlation(report, tmp_path / "sc.png")
+    assert (tmp_path / "sc.png").stat().st_size > 0 and len(fig.axes) == 2
+    with pytest.raises(ValueError, match="no hidden two-body"):
+        tnlayers.correlation_report(QiMLP(3), torch.rand(4, 784))
+    with pytest.raises(tnlayers.ShapeError, match=r"\(samples, 4·4 = 16\)"):
+        strong_correlation(torch.randn(3, 15), (4, 4))
+
+
+def test_correlation_report_skips_dead_outputs():
+    model = QiMLP(2)
+    x = torch.rand(6, 784)
+    with torch.no_grad():  # layer 1 outputs only its bias, -1 everywhere: relu kills it
+        model.layers[0].tensors["body1"].zero_()
+        model.layers[0].bias_factors[0].fill_(1.0)
+        model.layers[0].bias_factors[1].fill_(-1.0)
+    report = tnlayers.correlation_report(model, x, activation=torch.relu)
+    assert report["layers.0"].skipped == 6
+    assert report["layers.0"].strong.numel() == 0
