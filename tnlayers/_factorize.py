@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -35,9 +36,10 @@ class Factorization:
         return self.padded - self.features
 
 
-@cache
-def _balanced(n: int, parts: int) -> tuple[int, ...]:
-    """Factors of ``n`` into ``parts`` factors with the smallest largest factor, sorted."""
+def _best_split(
+    n: int, parts: int, better: Callable[[tuple[int, ...], tuple[int, ...]], bool]
+) -> tuple[int, ...]:
+    """The sorted split of ``n`` into ``parts`` factors that ``better`` prefers over all others."""
     best: tuple[int, ...] | None = None
 
     def search(rest: int, k: int, low: int, acc: tuple[int, ...]) -> None:
@@ -45,8 +47,7 @@ def _balanced(n: int, parts: int) -> tuple[int, ...]:
         if k == 1:
             if rest >= low:
                 cand = (*acc, rest)
-                key = (max(cand), -min(cand))
-                if best is None or key < (max(best), -min(best)):
+                if best is None or better(cand, best):
                     best = cand
             return
         f = low
@@ -58,6 +59,12 @@ def _balanced(n: int, parts: int) -> tuple[int, ...]:
     search(n, parts, 1, ())
     assert best is not None  # (1, ..., 1, n) always exists
     return best
+
+
+@cache
+def _balanced(n: int, parts: int) -> tuple[int, ...]:
+    """Factors of ``n`` into ``parts`` factors with the smallest largest factor, sorted."""
+    return _best_split(n, parts, lambda a, b: (max(a), -min(a)) < (max(b), -min(b)))
 
 
 def _mountain(sorted_dims: tuple[int, ...]) -> tuple[int, ...]:
@@ -113,25 +120,7 @@ def factorize(features: int, parts: int, *, max_padding: float = 0.1) -> Factori
 def _largest(n: int, parts: int) -> tuple[int, ...]:
     """Factors of ``n`` into ``parts`` factors: the smallest as large as possible, then the
     largest as large as possible; ascending."""
-    best: tuple[int, ...] | None = None
-
-    def search(rest: int, k: int, low: int, acc: tuple[int, ...]) -> None:
-        nonlocal best
-        if k == 1:
-            if rest >= low:
-                cand = (*acc, rest)
-                if best is None or (cand[0], cand[-1]) > (best[0], best[-1]):
-                    best = cand
-            return
-        f = low
-        while f**k <= rest:
-            if rest % f == 0:
-                search(rest // f, k - 1, f, (*acc, f))
-            f += 1
-
-    search(n, parts, 1, ())
-    assert best is not None  # (1, ..., 1, n) always exists
-    return best
+    return _best_split(n, parts, lambda a, b: (a[0], a[-1]) > (b[0], b[-1]))
 
 
 def kronecker_factors(features: int, parts: int) -> tuple[int, ...]:
