@@ -7,9 +7,16 @@ inspect its [`cost`][tnlayers.cost], and train it as a [`TNLinear`][tnlayers.TNL
 from importlib.metadata import PackageNotFoundError, version
 
 from . import models as models
+from ._attacks import NOISE_VARIANTS as NOISE_VARIANTS
+from ._attacks import Noise as Noise
+from ._attacks import ParameterAttack as ParameterAttack
+from ._attacks import corrupt as corrupt
 from ._builders import kronecker as kronecker
 from ._builders import low_rank as low_rank
 from ._builders import mpo as mpo
+from ._circuits import GivensCircuit as GivensCircuit
+from ._circuits import QubitCircuit as QubitCircuit
+from ._circuits import QubitGate as QubitGate
 from ._correlation import Correlation as Correlation
 from ._correlation import correlation_report as correlation_report
 from ._correlation import plot_correlation as plot_correlation
@@ -18,6 +25,8 @@ from ._correlation import von_neumann_entropy as von_neumann_entropy
 from ._cost import CostReport as CostReport
 from ._cost import cost as cost
 from ._draw import draw as draw
+from ._encoding import AmplitudeEncoding as AmplitudeEncoding
+from ._encoding import amplitude_encode as amplitude_encode
 from ._entropy_plot import plot_entanglement as plot_entanglement
 from ._errors import ArgumentTypeError as ArgumentTypeError
 from ._errors import NetworkSpecError as NetworkSpecError
@@ -31,6 +40,10 @@ from ._execute import run_program as run_program
 from ._factorize import Factorization as Factorization
 from ._factorize import factorize as factorize
 from ._factorize import kronecker_factors as kronecker_factors
+from ._givens_layers import GivensLinear as GivensLinear
+from ._givens_plan import GivensCost as GivensCost
+from ._givens_plan import GivensPlan as GivensPlan
+from ._givens_plan import givens_plan as givens_plan
 from ._init import variance_preserving_ as variance_preserving_
 from ._interop import from_tensornetwork as from_tensornetwork
 from ._interop import to_tensornetwork as to_tensornetwork
@@ -38,6 +51,8 @@ from ._kron import KroneckerApproximation as KroneckerApproximation
 from ._kron import nearest_kronecker as nearest_kronecker
 from ._kron_layers import KronLinear as KronLinear
 from ._layer import TNLinear as TNLinear
+from ._metrics import ClassificationReport as ClassificationReport
+from ._metrics import classification_report as classification_report
 from ._mpo import MPO as MPO
 from ._mpo import Approximation as Approximation
 from ._mpo import tt_svd as tt_svd
@@ -50,6 +65,7 @@ from ._plan import Plan as Plan
 from ._plan import Step as Step
 from ._plan import StrategyPlan as StrategyPlan
 from ._plan import plan as plan
+from ._qubit_layers import QubitCircuitLinear as QubitCircuitLinear
 from ._summary import compression_ratio as compression_ratio
 from ._summary import summary as summary
 
@@ -60,12 +76,19 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "MPO",
+    "NOISE_VARIANTS",
+    "AmplitudeEncoding",
     "Approximation",
     "ArgumentTypeError",
+    "ClassificationReport",
     "Contraction",
     "Correlation",
     "CostReport",
     "Factorization",
+    "GivensCircuit",
+    "GivensCost",
+    "GivensLinear",
+    "GivensPlan",
     "KronLinear",
     "KroneckerApproximation",
     "MPOConv2d",
@@ -73,23 +96,32 @@ __all__ = [
     "MachineModel",
     "Network",
     "NetworkSpecError",
+    "Noise",
     "OptionError",
+    "ParameterAttack",
     "Plan",
     "Program",
+    "QubitCircuit",
+    "QubitCircuitLinear",
+    "QubitGate",
     "ShapeError",
     "Step",
     "StrategyPlan",
     "TNLayersError",
     "TNLinear",
     "__version__",
+    "amplitude_encode",
+    "classification_report",
     "compile_contraction",
     "compression_ratio",
     "contract_weight",
     "correlation_report",
+    "corrupt",
     "cost",
     "draw",
     "factorize",
     "from_tensornetwork",
+    "givens_plan",
     "kronecker",
     "kronecker_factors",
     "low_rank",

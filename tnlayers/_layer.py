@@ -361,7 +361,9 @@ class TNLinear(nn.Module):
         self, execution: Execution, x: torch.Tensor, values: list[torch.Tensor]
     ) -> None:
         out = self._apply_execution(execution, x, use_cache=False, values=values)
-        torch.autograd.grad(out.sum(), values)
+        # A real scalar for complex networks too: both parts get a gradient, as in training.
+        loss = torch.view_as_real(out).sum() if out.is_complex() else out.sum()
+        torch.autograd.grad(loss, values)
 
     # ------------------------------------------------------------------ execution
     def _parameters_key(self) -> tuple[object, ...]:

@@ -1,0 +1,95 @@
+"""Side-by-side speed of Givens-circuit layers (seed 002) against ``nn.Linear(n, n)``.
+
+Rows: the V (2n − 3 gates), Reck and Clements (n(n − 1)/2 gates) layouts for n ∈ {64, 256, 784},
+batch 256, forward (no_grad) and forward+backward. Columns: ``nn.Linear`` (the reference),
+``GivensLinear`` with its automatic strategy and with each strategy forced, and the naive
+gate-by-gate dense product (each gate an n × n matrix applied in turn; skipped where it would
+take more than a few seconds). Each cell is a median over repeats, best of ``--passes``
+interleaved passes, printed as a ratio to ``nn.Linear``.
+
+    python benchmarks/bench_givens.py [--quick] [--passes 2] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+from bench_layers import median_time, step, synced
+from torch import nn
+
+import tnlayers
+from tnlayers._givens_plan import STRATEGIES
+
+SIZES = (64, 256, 784)
+LAYOUTS = ("v", "reck", "clements")
+BATCH = 256
+NAIVE_FLOP_LIMIT = 2e10  # about a second per call here: beyond it the naive column is skipped
+
+
+class GateByGate(nn.Module):
+    """The naive execution: every gate an n × n matrix, applied one after another."""
+
+    def __init__(self, layer: tnlayers.GivensLinear) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for gate in self.layer.gate_tensors().values():
+            x = x @ gate.T
+        return x
+
+
+def run(passes: int, budget: float, sizes: tuple[int, ...], batch: int, device: str) -> None:
+    for n in sizes:
+        for layout in LAYOUTS:
+            layers: dict[str, nn.Module] = {"dense": nn.Linear(n, n).to(device)}
+            for strategy in ("auto", *STRATEGIES):
+                layers[strategy] = tnlayers.GivensLinear(
+                    n, layout=layout, strategy=strategy, device=device
+                )  # type: ignore[arg-type]
+            auto = layers["auto"]
+            assert isinstance(auto, tnlayers.GivensLinear)
+            if 2 * auto.num_params * n * n * batch < NAIVE_FLOP_LIMIT:
+                layers["naive"] = GateByGate(auto)
+            x = torch.randn(batch, n, device=device)
+            for backward in (False, True):
+                best: dict[str, float] = {}
+                for _ in range(passes):
+                    for name, layer in layers.items():
+                        t = median_time(synced(step(layer, x, backward), device), budget)
+                        best[name] = min(best.get(name, t), t)
+                cells = " | ".join(
+                    f"{name[:5]} {best[name] / best['dense']:7.2f}×"
+                    if name in best
+                    else f"{name[:5]}       —"
+                    for name in ("auto", *STRATEGIES, "naive")
+                )
+                chosen = auto.chosen_strategy(batch, training=backward)
+                print(
+                    f"{layout:<8} n={n:<4} gates={auto.num_params:<6} B={batch} "
+                    f"{'fwd+bwd' if backward else 'fwd    '} dense {best['dense'] * 1e3:7.3f} ms | "
+                    f"{cells} | auto={chosen}",
+                    flush=True,
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
+        f"device {args.device}"
+    )
+    if args.quick:
+        run(1, 0.02, (16,), 8, args.device)
+    else:
+        run(args.passes, 0.4, SIZES, BATCH, args.device)
+
+
+if __name__ == "__main__":
+    main()

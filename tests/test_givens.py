@@ -1,0 +1,413 @@
+"""Rotation-gate circuits (seed 002): Givens layouts, structure-aware execution, the layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tnlayers
+from tnlayers import GivensCircuit, GivensLinear, QubitCircuit
+from tnlayers._givens_exec import givens_forward, givens_matrix
+from tnlayers._givens_plan import STRATEGIES, givens_plan
+
+F64 = torch.float64
+
+
+def _gate(n: int, p: int, q: int, block: torch.Tensor) -> torch.Tensor:
+    """One two-level gate as a dense n × n matrix: identity except rows/columns p, q."""
+    gate = torch.eye(n, dtype=block.dtype)
+    gate[p, p], gate[p, q], gate[q, p], gate[q, q] = (
+        block[0, 0],
+        block[0, 1],
+        block[1, 0],
+        block[1, 1],
+    )
+    return gate
+
+
+def _ordered_product(circuit: GivensCircuit, blocks: torch.Tensor) -> torch.Tensor:
+    """``G_{m−1} ⋯ G_1 G_0``: gate 0 is applied first."""
+    matrix = torch.eye(circuit.n, dtype=blocks.dtype)
+    for (p, q), block in zip(circuit.pairs, blocks, strict=True):
+        matrix = _gate(circuit.n, p, q, block) @ matrix
+    return matrix
+
+
+def _t_gate(n: int, i: int, theta: torch.Tensor) -> torch.Tensor:
+    """The seed's 1-indexed ``T_i(θ)`` of spec §3.1, written out entry by entry."""
+    t = torch.eye(n, dtype=theta.dtype)
+    t[i - 1, i - 1] = torch.cos(theta)
+    t[i - 1, i] = -torch.sin(theta)
+    t[i, i - 1] = torch.sin(theta)
+    t[i, i] = torch.cos(theta)
+    return t
+
+
+LAYOUTS = {"v": GivensCircuit.v, "reck": GivensCircuit.reck, "clements": GivensCircuit.clements}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 10])
+def test_layouts_are_orthogonal_and_equal_the_gate_product(layout: str, n: int) -> None:
+    layer = GivensLinear(n, layout=layout, dtype=F64)  # type: ignore[arg-type]
+    u = layer.to_dense().detach()
+    assert torch.allclose(u.T @ u, torch.eye(n, dtype=F64), atol=1e-10)
+    assert torch.linalg.det(u).item() == pytest.approx(1.0, abs=1e-10)
+    expected = _ordered_product(layer.circuit, layer.gate_blocks().detach())
+    assert torch.allclose(u, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 16, 784])
+def test_v_layout_has_2n_minus_3_angles(n: int) -> None:
+    layer = GivensLinear(n)
+    assert layer.num_params == sum(p.numel() for p in layer.parameters()) == 2 * n - 3
+
+
+def test_reck_and_clements_have_n_choose_2_angles_and_their_depths() -> None:
+    assert GivensCircuit.reck(9).num_gates == GivensCircuit.clements(9).num_gates == 36
+    assert GivensCircuit.reck(9).depth == 2 * 9 - 3
+    assert GivensCircuit.clements(9).depth == 9
+    assert GivensCircuit.v(9).depth == 2 * 9 - 3
+
+
+def test_v_layout_is_the_seeds_equation_5() -> None:
+    """U = T_1(θ_0) ⋯ T_{n−1}(θ_{n−2}) · T_{n−2}(θ_{n−1}) ⋯ T_1(θ_{2n−4}) (spec §3.2)."""
+    n = 6
+    layer = GivensLinear(n, dtype=F64)
+    theta = layer.angles.detach().flip(0)  # gate t carries the seed's θ_{2n−4−t}
+    gate_of = [r + 1 if r <= n - 2 else 2 * n - 3 - r for r in range(2 * n - 3)]  # eq. 4
+    expected = torch.eye(n, dtype=F64)
+    for r, i in enumerate(gate_of):
+        expected = expected @ _t_gate(n, i, theta[r])
+    assert torch.allclose(layer.to_dense().detach(), expected, atol=1e-12)
+    assert GivensCircuit.v(4).pairs == ((0, 1), (1, 2), (2, 3), (1, 2), (0, 1))
+
+
+pair_sequences = st.integers(2, 7).flatmap(
+    lambda n: st.tuples(
+        st.just(n),
+        st.lists(
+            st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(lambda p: p[0] != p[1]),
+            min_size=1,
+            max_size=25,
+        ),
+    )
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    spec=pair_sequences,
+    strategy=st.sampled_from(STRATEGIES),
+    segment_gates=st.sampled_from([1, 2, 3, 5, None]),
+    batch=st.integers(1, 5),
+)
+def test_random_circuits_match_x_times_u_transpose(
+    spec: tuple[int, list[tuple[int, int]]], strategy: str, segment_gates: int | None, batch: int
+) -> None:
+    n, pairs = spec
+    circuit = GivensCircuit.from_pairs(n, pairs)
+    layer = GivensLinear(circuit, strategy=strategy, segment_gates=segment_gates, dtype=F64)
+    x = torch.randn(batch, n, dtype=F64)
+    u = _ordered_product(circuit, layer.gate_blocks().detach())
+    assert torch.allclose(layer(x), x @ u.T, atol=1e-12)
+    assert torch.allclose(layer.to_dense(), u, atol=1e-12)
+    assert torch.allclose(u.T @ u, torch.eye(n, dtype=F64), atol=1e-10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(spec=pair_sequences, segment_gates=st.sampled_from([1, 2, 4, None]))
+def test_general_2x2_blocks_as_in_attack_form_2(
+    spec: tuple[int, list[tuple[int, int]]], segment_gates: int | None
+) -> None:
+    """Blocks that are not rotations (noise on the gate entries) run through the same code."""
+    n, pairs = spec
+    circuit = GivensCircuit.from_pairs(n, pairs)
+    plan = givens_plan(circuit, 3, segment_gates=segment_gates)
+    blocks = torch.randn(len(pairs), 2, 2, dtype=F64)
+    x = torch.randn(3, n, dtype=F64)
+    u = _ordered_product(circuit, blocks)
+    for strategy in STRATEGIES:
+        assert torch.allclose(givens_forward(x, blocks, plan, strategy), x @ u.T, atol=1e-10)
+    assert torch.allclose(givens_matrix(blocks, plan), u, atol=1e-10)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("layout", ["v", "clements"])
+def test_gradcheck_float64(strategy: str, layout: str) -> None:
+    circuit = LAYOUTS[layout](5)
+    plan = givens_plan(circuit, 3, segment_gates=3)
+    angles = (torch.rand(circuit.num_gates, dtype=F64) * 6 - 3).requires_grad_()
+    blocks = torch.randn(circuit.num_gates, 2, 2, dtype=F64, requires_grad=True)
+    x = torch.randn(3, 5, dtype=F64, requires_grad=True)
+
+    def through_angles(a: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        return givens_forward(inputs, tnlayers._givens_exec.rotation_blocks(a), plan, strategy)
+
+    assert torch.autograd.gradcheck(through_angles, (angles, x))
+    assert torch.autograd.gradcheck(lambda b, v: givens_forward(v, b, plan, strategy), (blocks, x))
+
+
+def test_layer_gradients_reach_angles_and_input_for_every_strategy() -> None:
+    x = torch.randn(4, 6, dtype=F64, requires_grad=True)
+    grads = []
+    for strategy in STRATEGIES:
+        torch.manual_seed(0)
+        layer = GivensLinear(6, strategy=strategy, dtype=F64)
+        layer(x).pow(3).sum().backward()
+        grads.append((layer.angles.grad.clone(), x.grad.clone()))
+        x.grad = None
+    for angle_grad, input_grad in grads[1:]:
+        assert torch.allclose(angle_grad, grads[0][0], atol=1e-12)
+        assert torch.allclose(input_grad, grads[0][1], atol=1e-12)
+
+
+def test_double_backward_is_refused_not_wrong() -> None:
+    layer = GivensLinear(4, strategy="blocked", dtype=F64)
+    x = torch.randn(2, 4, dtype=F64, requires_grad=True)
+    (g,) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"once_differentiable|twice"):
+        g.sum().backward()
+
+
+def test_naive_gate_by_gate_network_equals_the_layer() -> None:
+    layer = GivensLinear(5, dtype=F64)
+    naive = tnlayers.TNLinear.from_tensors(
+        layer.circuit.network(),
+        {k: v.detach() for k, v in layer.gate_tensors().items()},
+        strategy="sequential",
+    )
+    x = torch.randn(3, 5, dtype=F64)
+    assert torch.allclose(naive(x), layer(x), atol=1e-12)
+    assert layer.circuit.network().num_params == (2 * 5 - 3) * 25  # dense gates: n² each
+
+
+def test_probabilities_output_sums_to_squared_norm() -> None:
+    layer = GivensLinear(8, output="probabilities", dtype=F64)
+    x = torch.randn(5, 8, dtype=F64)
+    probs = layer(x)
+    assert (probs >= 0).all()
+    assert torch.allclose(probs.sum(-1), x.pow(2).sum(-1))
+
+
+def test_leading_dimensions_and_state_dict_round_trip() -> None:
+    layer = GivensLinear(6, layout="reck")
+    x = torch.randn(2, 3, 6)
+    other = GivensLinear(6, layout="reck")
+    other.load_state_dict(layer.state_dict())
+    assert list(layer.state_dict()) == ["angles"]
+    assert torch.equal(other(x), layer(x))
+    assert layer(x).shape == (2, 3, 6)
+
+
+def test_cost_counts_structured_work_and_chooses_blocked_for_the_v_layer() -> None:
+    cost = GivensLinear(784).cost(256)
+    data = cost.to_dict()
+    assert data["gates"] == 1565 and data["depth"] == 1565
+    assert data["strategies"]["layered"]["flops"] == 8 * 1565 * 256
+    assert data["chosen"] == "blocked"
+    assert data["strategies"]["blocked"]["calls"] < data["strategies"]["layered"]["calls"] / 10
+    assert "gate-by-gate dense products" in str(cost)
+
+
+def test_bad_input_messages_name_sizes() -> None:
+    with pytest.raises(tnlayers.ShapeError, match=r"expects \(\.\.\., 5\).*n = 5"):
+        GivensLinear(5)(torch.randn(2, 4))
+    with pytest.raises(tnlayers.NetworkSpecError, match=r"gate 1 acts on coordinates \(2, 2\)"):
+        GivensCircuit.from_pairs(3, [(0, 1), (2, 2)])
+    with pytest.raises(tnlayers.NetworkSpecError, match=r"0\.\.2"):
+        GivensCircuit.from_pairs(3, [(0, 3)])
+    with pytest.raises(tnlayers.NetworkSpecError, match="n ≥ 2"):
+        GivensCircuit.v(1)
+    with pytest.raises(tnlayers.OptionError, match="layout"):
+        GivensLinear(4, layout="diamond")  # type: ignore[arg-type]
+    with pytest.raises(tnlayers.OptionError, match="strategy"):
+        GivensLinear(4, strategy="fast")
+    with pytest.raises(tnlayers.ShapeError, match="dtype"):
+        GivensLinear(4)(torch.randn(2, 4, dtype=F64))
+
+
+# ---------------------------------------------------------------------- qubit circuit declarations
+def test_qubit_circuit_network_structure() -> None:
+    circuit = QubitCircuit(3).ry(0).ry(1).ry(2).cnot(0, 1).cnot(1, 2).rzz(0, 2)
+    net = circuit.network()
+    assert circuit.num_params == 4 and not circuit.is_real
+    assert net.inputs == ("q0_0", "q1_0", "q2_0")
+    assert net.outputs == ("q0_3", "q1_3", "q2_3")
+    assert net.legs("g3") == ("q0_2", "q1_2", "q0_1", "q1_1")
+    assert net.in_features == net.out_features == 8
+    assert circuit.layers == ((0, 1, 2), (3,), (4,), (5,))
+
+
+def test_product_circuit_is_joined_by_a_size_one_link() -> None:
+    net = QubitCircuit(2).ry(0).ry(1).network()
+    assert net.sizes["link"] == 1
+    assert "link" in net.legs("g0") and "link" in net.legs("g1")
+
+
+def test_qubit_circuit_errors() -> None:
+    with pytest.raises(tnlayers.NetworkSpecError, match="qubit 3"):
+        QubitCircuit(2).rx(3)
+    with pytest.raises(tnlayers.NetworkSpecError, match="different qubits"):
+        QubitCircuit(2).cnot(1, 1)
+    with pytest.raises(tnlayers.OptionError, match="unknown gate"):
+        QubitCircuit(2).add("toffoli", 0)
+    with pytest.raises(tnlayers.NetworkSpecError, match=r"qubit\(s\) \[1\] have no gate"):
+        QubitCircuit(2).rx(0).network()
+
+
+# ---------------------------------------------------------------------- qubit circuit layers
+def _textbook(kind: str, theta: float) -> torch.Tensor:
+    """Gate matrices written out from their textbook definitions (basis |q_a q_b⟩, a first)."""
+    c, s = torch.cos(torch.tensor(theta / 2)), torch.sin(torch.tensor(theta / 2))
+    e, ec = torch.exp(torch.tensor(-0.5j * theta)), torch.exp(torch.tensor(0.5j * theta))
+    r = 2**-0.5
+    table = {
+        "rx": [[c, -1j * s], [-1j * s, c]],
+        "ry": [[c, -s], [s, c]],
+        "rz": [[e, 0], [0, ec]],
+        "h": [[r, r], [r, -r]],
+        "x": [[0, 1], [1, 0]],
+        "cnot": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]],
+        "cz": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, -1]],
+        "swap": [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]],
+        "rxx": [[c, 0, 0, -1j * s], [0, c, -1j * s, 0], [0, -1j * s, c, 0], [-1j * s, 0, 0, c]],
+        "ryy": [[c, 0, 0, 1j * s], [0, c, -1j * s, 0], [0, -1j * s, c, 0], [1j * s, 0, 0, c]],
+        "rzz": [[e, 0, 0, 0], [0, ec, 0, 0], [0, 0, ec, 0], [0, 0, 0, e]],
+    }
+    return torch.tensor([[complex(v) for v in row] for row in table[kind]], dtype=torch.complex128)
+
+
+def _state_vector_matrix(circuit: QubitCircuit, angles: torch.Tensor) -> torch.Tensor:
+    """U by simulating each basis state gate by gate on a [2]*N state tensor."""
+    n = circuit.num_qubits
+    columns = []
+    for basis in range(2**n):
+        psi = torch.zeros(2**n, dtype=torch.complex128)
+        psi[basis] = 1
+        psi = psi.reshape((2,) * n)
+        k = 0
+        for gate in circuit.gates:
+            theta = float(angles[k]) if gate.parameterised else 0.0
+            k += gate.parameterised
+            m = len(gate.qubits)
+            op = _textbook(gate.kind, theta).reshape((2,) * (2 * m))
+            psi = torch.tensordot(op, psi, dims=(list(range(m, 2 * m)), list(gate.qubits)))
+            psi = torch.movedim(psi, list(range(m)), list(gate.qubits))
+        columns.append(psi.reshape(-1))
+    return torch.stack(columns, dim=1)
+
+
+GATE_KINDS = ["rx", "ry", "rz", "h", "x", "cnot", "cz", "swap", "rxx", "ryy", "rzz"]
+random_circuits = st.integers(1, 4).flatmap(
+    lambda n: st.tuples(
+        st.just(n),
+        st.lists(
+            st.tuples(
+                st.sampled_from(GATE_KINDS if n > 1 else GATE_KINDS[:5]),
+                st.permutations(list(range(n))),
+            ),
+            min_size=1,
+            max_size=12,
+        ),
+    )
+)
+
+
+def _build(n: int, gates: list[tuple[str, list[int]]]) -> QubitCircuit:
+    circuit = QubitCircuit(n)
+    for kind, order in gates:
+        arity = 2 if kind in ("cnot", "cz", "swap", "rxx", "ryy", "rzz") else 1
+        circuit = circuit.add(kind, *order[:arity])
+    for q in range(n):  # every qubit needs a gate
+        circuit = circuit.ry(q)
+    return circuit
+
+
+@settings(max_examples=30, deadline=None)
+@given(spec=random_circuits, strategy=st.sampled_from(["sequential", "materialise"]))
+def test_random_qubit_circuits_are_unitary_and_equal_the_gate_product(
+    spec: tuple[int, list[tuple[str, list[int]]]], strategy: str
+) -> None:
+    circuit = _build(*spec)
+    layer = tnlayers.QubitCircuitLinear(circuit, strategy=strategy, dtype=F64)
+    u = layer.to_dense().detach().to(torch.complex128)
+    eye = torch.eye(circuit.dim, dtype=torch.complex128)
+    assert torch.allclose(u.conj().T @ u, eye, atol=1e-10)
+    assert torch.allclose(u, _state_vector_matrix(circuit, layer.angles.detach()), atol=1e-10)
+    x = torch.randn(3, circuit.dim, dtype=F64)
+    assert torch.allclose(layer(x).to(torch.complex128), x.to(torch.complex128) @ u.T, atol=1e-10)
+    assert layer.num_params == circuit.num_params == sum(p.numel() for p in layer.parameters())
+
+
+def test_real_qubit_circuit_is_orthogonal_and_real() -> None:
+    circuit = QubitCircuit(3).ry(0).ry(1).ry(2).cnot(0, 1).cz(1, 2).h(2).swap(0, 2)
+    layer = tnlayers.QubitCircuitLinear(circuit, dtype=F64)
+    u = layer.to_dense().detach()
+    assert u.dtype == F64 and circuit.is_real
+    assert torch.allclose(u.T @ u, torch.eye(8, dtype=F64), atol=1e-10)
+
+
+def test_qubit_layer_gradcheck_and_probabilities() -> None:
+    circuit = QubitCircuit(2).rx(0).ry(1).cnot(0, 1).rzz(0, 1).rz(1)
+    layer = tnlayers.QubitCircuitLinear(circuit, output="probabilities", dtype=F64)
+    x = torch.randn(3, 4, dtype=F64)
+    probs = layer(x)
+    assert probs.dtype == F64 and torch.allclose(probs.sum(-1), x.pow(2).sum(-1))
+
+    def run(angles: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(layer, {"angles": angles}, (inputs,))
+
+    angles = torch.randn(circuit.num_params, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(run, (angles, x.clone().requires_grad_()))
+    layer.angles.grad = None
+    layer(x).sum().backward()
+    assert layer.angles.grad is not None and layer.angles.grad.abs().sum() > 0
+
+
+def test_qubit_layer_bad_input() -> None:
+    layer = tnlayers.QubitCircuitLinear(QubitCircuit(2).ry(0).cnot(0, 1))
+    with pytest.raises(tnlayers.ShapeError, match=r"2-qubit circuit expects \(\.\.\., 4\)"):
+        layer(torch.randn(2, 3))
+    with pytest.raises(tnlayers.ArgumentTypeError, match="QubitCircuit"):
+        tnlayers.QubitCircuitLinear(GivensCircuit.v(4))  # type: ignore[arg-type]
+
+
+def test_amplitude_encoding_normalises_and_pads() -> None:
+    x = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]], dtype=F64)
+    psi = tnlayers.amplitude_encode(x, 4)
+    assert torch.allclose(psi[0], torch.tensor([0.6, 0.8, 0.0, 0.0], dtype=F64))
+    assert torch.equal(psi[1], torch.zeros(4, dtype=F64))  # no NaN for a zero input
+    assert torch.equal(tnlayers.AmplitudeEncoding(4)(x), psi)
+    with pytest.raises(tnlayers.ShapeError, match="cannot encode 3 features into 2 amplitudes"):
+        tnlayers.amplitude_encode(x, 2)
+
+
+staircase_walks = st.integers(3, 9).flatmap(
+    lambda n: st.tuples(
+        st.just(n),
+        st.lists(
+            st.tuples(st.integers(0, n - 2), st.booleans()),
+            min_size=1,
+            max_size=30,
+        ),
+    )
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=staircase_walks, segment_gates=st.sampled_from([1, 2, 3, 6]))
+def test_staircase_closed_form_matches_the_gate_product(
+    spec: tuple[int, list[tuple[int, bool]]], segment_gates: int
+) -> None:
+    """Neighbouring planes in either orientation: staircases up, down and broken ones."""
+    n, steps = spec
+    pairs = [(p + 1, p) if flip else (p, p + 1) for p, flip in steps]
+    circuit = GivensCircuit.from_pairs(n, pairs)
+    plan = givens_plan(circuit, 2, segment_gates=segment_gates)
+    blocks = torch.randn(len(pairs), 2, 2, dtype=F64)
+    assert torch.allclose(
+        givens_matrix(blocks, plan), _ordered_product(circuit, blocks), atol=1e-10
+    )

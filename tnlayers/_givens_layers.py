@@ -1,0 +1,218 @@
+"""Execute: a layer whose weight is a circuit of Givens rotations (seed 002's quantum layer)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ._circuits import GivensCircuit
+from ._errors import ArgumentTypeError, OptionError, ShapeError
+from ._givens_exec import givens_forward, givens_matrix, rotation_blocks
+from ._givens_plan import STRATEGIES, GivensCost, GivensPlan, givens_plan
+from ._plan import MachineModel
+
+__all__ = ["GivensLinear"]
+
+Layout = Literal["v", "reck", "clements"]
+Output = Literal["amplitudes", "probabilities"]
+
+
+class GivensLinear(nn.Module):
+    r"""``y = x Uᵀ`` with ``U`` a circuit of Givens rotations, one trainable angle per gate.
+
+    The layer never forms an ``n × n`` matrix per gate: the circuit runs as layers of disjoint
+    rotations, as fused segments, or (for batches much larger than ``n``) materialised once per
+    step; the cost model picks per batch size and grad mode (see
+    [`cost`][tnlayers.GivensLinear.cost]).
+
+    Parameters
+    ----------
+    circuit
+        A [`GivensCircuit`][tnlayers.GivensCircuit], or the dimension ``n`` with ``layout``.
+    layout
+        For an integer ``circuit``: ``"v"`` (the seed's V shape, 2n − 3 angles; default),
+        ``"reck"`` or ``"clements"`` (n(n − 1)/2 angles each).
+    output
+        ``"amplitudes"`` (default) returns ``U x``; ``"probabilities"`` returns its squares
+        (measurement probabilities, summing to ``‖x‖²``).
+    strategy
+        ``"auto"`` (cost model) or one of ``"layered" | "blocked" | "materialise"``.
+    segment_gates
+        Fix the segment length of the ``blocked`` strategy instead of letting the model choose.
+    device, dtype
+        Where and in what dtype to create the angles.
+    generator
+        Random generator for the initial angles, ``U(−π, π)`` (spec §3.2).
+
+    Shapes
+    ------
+    - input: ``(..., n)``
+    - output: ``(..., n)``
+
+    Examples
+    --------
+    >>> import torch, tnlayers
+    >>> layer = tnlayers.GivensLinear(784)  # the seed's V layer: 2·784 − 3 angles
+    >>> layer.num_params, layer(torch.randn(8, 784)).shape
+    (1565, torch.Size([8, 784]))
+    """
+
+    def __init__(
+        self,
+        circuit: GivensCircuit | int,
+        *,
+        layout: Layout = "v",
+        output: Output = "amplitudes",
+        strategy: str = "auto",
+        segment_gates: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(circuit, int) and not isinstance(circuit, bool):
+            builders = {
+                "v": GivensCircuit.v,
+                "reck": GivensCircuit.reck,
+                "clements": GivensCircuit.clements,
+            }
+            if layout not in builders:
+                raise OptionError(f"unknown layout {layout!r}; choose 'v', 'reck' or 'clements'")
+            circuit = builders[layout](circuit)
+        if not isinstance(circuit, GivensCircuit):
+            raise ArgumentTypeError(
+                f"GivensLinear needs a GivensCircuit or a dimension n, got {type(circuit).__name__}"
+            )
+        if strategy not in ("auto", *STRATEGIES):
+            raise OptionError(
+                f"unknown strategy {strategy!r}; choose 'auto', 'layered', 'blocked' or "
+                "'materialise'"
+            )
+        if output not in ("amplitudes", "probabilities"):
+            raise OptionError(f"unknown output {output!r}; choose 'amplitudes' or 'probabilities'")
+        self.circuit = circuit
+        self.output: Output = output
+        self.strategy = strategy
+        self.segment_gates = segment_gates
+        self.angles = nn.Parameter(torch.empty(circuit.num_gates, device=device, dtype=dtype))
+        # (rows, training, device type, itemsize) → (plan, strategy); planning is Python work
+        # that must stay off the hot path.
+        self._schedules: dict[tuple[object, ...], tuple[GivensPlan, str]] = {}
+        # Applied to the gate blocks before use: an extension point for perturbing the gate
+        # entries themselves (seed 002's attack form ②, see tnlayers.ParameterAttack).
+        self.block_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw the angles from ``U(−π, π)``."""
+        with torch.no_grad():
+            self.angles.uniform_(-math.pi, math.pi, generator=generator)
+
+    @property
+    def n(self) -> int:
+        """Dimension of the mode: the input and output size."""
+        return self.circuit.n
+
+    in_features = out_features = n
+
+    @property
+    def num_params(self) -> int:
+        """Number of angles (gates)."""
+        return self.circuit.num_gates
+
+    def extra_repr(self) -> str:
+        c = self.circuit
+        return f"n={c.n}, layout={c.layout!r}, gates={c.num_gates}, output={self.output!r}"
+
+    # ------------------------------------------------------------------ plan and cost
+    def _schedule(
+        self, batch: int, training: bool, angles: torch.Tensor | None = None
+    ) -> tuple[GivensPlan, str]:
+        angles = self.angles if angles is None else angles
+        key = (batch, training, angles.device.type, angles.element_size())
+        found = self._schedules.get(key)
+        if found is None:
+            model = MachineModel.for_device(key[2])
+            plan = givens_plan(
+                self.circuit,
+                batch,
+                training=training,
+                segment_gates=self.segment_gates,
+                model=model,
+            )
+            strategy = self.strategy
+            if strategy == "auto":
+                strategy = plan.choose(batch, training, model, key[3])
+            found = self._schedules[key] = (plan, strategy)
+        return found
+
+    def plan(self, batch: int = 256, training: bool = True) -> GivensPlan:
+        """The execution schedule tuned for ``batch`` rows."""
+        return self._schedule(batch, training)[0]
+
+    def chosen_strategy(self, batch: int, training: bool = True) -> str:
+        """The strategy used for ``batch`` rows."""
+        return self._schedule(batch, training)[1]
+
+    def cost(self, batch: int = 256, *, training: bool = True) -> GivensCost:
+        """Calls, FLOPs and predicted time of every strategy at ``batch`` rows, and the choice."""
+        plan = self.plan(batch, training)
+        model = MachineModel.for_device(self.angles.device.type)
+        itemsize = self.angles.element_size()
+        times = {s: plan.time(s, batch, training, model, itemsize) for s in STRATEGIES}
+        return GivensCost(plan, batch, training, self.chosen_strategy(batch, training), times)
+
+    # ------------------------------------------------------------------ weights
+    def gate_blocks(self, angles: torch.Tensor | None = None) -> torch.Tensor:
+        """The gates' 2 × 2 blocks ``[[cos θ, −sin θ], [sin θ, cos θ]]``, shape ``[m, 2, 2]``.
+
+        ``angles`` replaces ``self.angles``; ``block_transform``, if set, is applied last.
+        """
+        blocks = rotation_blocks(self.angles if angles is None else angles)
+        return blocks if self.block_transform is None else self.block_transform(blocks)
+
+    def to_dense(self) -> torch.Tensor:
+        """The circuit's matrix ``U``, shape ``(n, n)``; differentiable."""
+        return givens_matrix(self.gate_blocks(), self.plan(self.n, training=False))
+
+    def gate_tensors(self) -> dict[str, torch.Tensor]:
+        """Every gate as a dense ``n × n`` tensor, keyed as in ``circuit.network()``.
+
+        For the generic tools (``TNLinear.from_tensors(circuit.network(), layer.gate_tensors())``
+        is the naive gate-by-gate layer); the memory is ``m · n²``.
+        """
+        blocks = self.gate_blocks()
+        eye = torch.eye(self.n, dtype=blocks.dtype, device=blocks.device)
+        tensors = {}
+        for t, (p, q) in enumerate(self.circuit.pairs):
+            gate = eye.clone()
+            gate[[p, p, q, q], [p, q, p, q]] = blocks[t].reshape(4)
+            tensors[f"g{t}"] = gate
+        return tensors
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply ``U`` to ``x`` of shape ``(..., n)``."""
+        if x.dim() == 0 or x.shape[-1] != self.n:
+            got = "a scalar" if x.dim() == 0 else f"shape {tuple(x.shape)}"
+            raise ShapeError(
+                f"input has {got}, but the Givens layer expects (..., {self.n}): its last "
+                f"dimension is the circuit's mode of size n = {self.n} (pad or use a "
+                "classical input layer for other sizes)"
+            )
+        angles = self.angles  # read once: a parametrisation (e.g. an attack) may redraw it
+        if x.dtype != angles.dtype:
+            raise ShapeError(
+                f"input dtype {x.dtype} does not match the layer's angles ({angles.dtype}); "
+                f"convert the input or call layer.to({angles.dtype})"
+            )
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.n)
+        training = torch.is_grad_enabled() and (angles.requires_grad or x.requires_grad)
+        plan, strategy = self._schedule(x2.shape[0], training, angles)
+        y = givens_forward(x2, self.gate_blocks(angles), plan, strategy).reshape(*lead, self.n)
+        return y.square() if self.output == "probabilities" else y

@@ -1,0 +1,197 @@
+"""Execute: a layer whose weight is a qubit circuit, contracted by the ordinary planner."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Literal
+
+import torch
+
+from ._circuits import QubitCircuit
+from ._errors import ArgumentTypeError, OptionError, ShapeError
+from ._execute import contract_weight
+from ._layer import StrategyOption, TNLinear
+
+__all__ = ["QubitCircuitLinear", "qubit_gate_tensors"]
+
+_SQRT_HALF = math.sqrt(0.5)
+_PAULI = {
+    "x": ((0, 1), (1, 0)),
+    "y": ((0, -1j), (1j, 0)),
+    "z": ((1, 0), (0, -1)),
+}
+_FIXED_MATRICES = {
+    "h": ((_SQRT_HALF, _SQRT_HALF), (_SQRT_HALF, -_SQRT_HALF)),
+    "x": _PAULI["x"],
+    "cnot": ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 0, 1), (0, 0, 1, 0)),
+    "cz": ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (0, 0, 0, -1)),
+    "swap": ((1, 0, 0, 0), (0, 0, 1, 0), (0, 1, 0, 0), (0, 0, 0, 1)),
+}
+
+
+@lru_cache(maxsize=64)
+def _constant(kind: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A fixed gate, or ``−i P`` of a rotation ``R_P(θ) = cos(θ/2) I + sin(θ/2) (−i P)``."""
+    if kind in _FIXED_MATRICES:
+        matrix = torch.tensor(_FIXED_MATRICES[kind], dtype=torch.complex128)
+    else:
+        pauli = torch.tensor(_PAULI[kind[1]], dtype=torch.complex128)
+        if len(kind) == 3:  # rxx, ryy, rzz: the Pauli on both qubits
+            pauli = torch.kron(pauli, pauli)
+        matrix = -1j * pauli
+    if not dtype.is_complex:
+        matrix = matrix.real
+    return matrix.to(dtype=dtype, device=device)
+
+
+def qubit_gate_tensors(
+    circuit: QubitCircuit, angles: torch.Tensor, dtype: torch.dtype
+) -> list[torch.Tensor]:
+    """Every gate of ``circuit`` as a node tensor, in order, legs ``(outputs…, inputs…)``.
+
+    Parameters
+    ----------
+    circuit
+        The circuit.
+    angles
+        ``[num_params]``, one per parameterised gate, in order.
+    dtype
+        A complex dtype, or a real one when the circuit is real.
+
+    Returns
+    -------
+    list[torch.Tensor]
+        Shapes ``[2, 2]`` for one-qubit and ``[2, 2, 2, 2]`` for two-qubit gates.
+    """
+    device = angles.device
+    half = angles.to(dtype.to_real() if dtype.is_complex else dtype) / 2
+    cos, sin = torch.cos(half).to(dtype), torch.sin(half).to(dtype)
+    tensors, k = [], 0
+    for gate in circuit.gates:
+        arity = len(gate.qubits)
+        if gate.parameterised:
+            eye = torch.eye(2**arity, dtype=dtype, device=device)
+            matrix = cos[k] * eye + sin[k] * _constant(gate.kind, dtype, device)
+            k += 1
+        else:
+            matrix = _constant(gate.kind, dtype, device)
+        tensors.append(matrix.reshape((2,) * (2 * arity)))
+    return tensors
+
+
+class QubitCircuitLinear(TNLinear):
+    r"""``y = U x`` for a qubit circuit ``U``: its gates are the nodes of an ordinary network.
+
+    Every parameterised gate has one trainable angle (``self.angles``); fixed gates are constants.
+    The circuit's network (see [`QubitCircuit.network`][tnlayers.QubitCircuit.network]) goes
+    through the normal planner, so the cost report, strategies (contract the state through the
+    gates, or materialise ``U``) and caching are those of [`TNLinear`][tnlayers.TNLinear].
+
+    Parameters
+    ----------
+    circuit
+        The circuit.
+    output
+        ``"amplitudes"`` (default): ``U x``, complex unless the circuit is real;
+        ``"probabilities"``: ``|U x|²``, real.
+    strategy
+        As for [`TNLinear`][tnlayers.TNLinear].
+    dtype
+        The real dtype of the angles (float32 by default); gates use the matching complex dtype
+        unless the circuit is real.
+    device, generator
+        Where to create the angles, and a generator for their ``U(−π, π)`` initialisation.
+
+    Shapes
+    ------
+    - input: ``(..., 2^N)`` real or complex
+    - output: ``(..., 2^N)``
+
+    Examples
+    --------
+    >>> import torch, tnlayers
+    >>> circuit = tnlayers.QubitCircuit(3).ry(0).ry(1).ry(2).cnot(0, 1).cnot(1, 2)
+    >>> layer = tnlayers.QubitCircuitLinear(circuit, output="probabilities")
+    >>> layer(torch.randn(5, 8)).shape, layer.num_params
+    (torch.Size([5, 8]), 3)
+    """
+
+    def __init__(
+        self,
+        circuit: QubitCircuit,
+        *,
+        output: Literal["amplitudes", "probabilities"] = "amplitudes",
+        strategy: StrategyOption = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(circuit, QubitCircuit):
+            raise ArgumentTypeError(
+                f"QubitCircuitLinear needs a QubitCircuit, got {type(circuit).__name__}"
+            )
+        if output not in ("amplitudes", "probabilities"):
+            raise OptionError(f"unknown output {output!r}; choose 'amplitudes' or 'probabilities'")
+        real = dtype or torch.get_default_dtype()
+        if real.is_complex:
+            raise OptionError(f"dtype is the angles' real dtype, got {real}")
+        self._circuit_dtype = real if circuit.is_real else real.to_complex()
+        self.circuit = circuit
+        self.output = output
+        # TNLinear makes one parameter per node; here the nodes are functions of the angles, so
+        # its parameter dict is emptied and replaced by the angles.
+        super().__init__(
+            circuit.network(), bias=False, strategy=strategy, device=device, dtype=real
+        )
+        self.tensors = torch.nn.ParameterDict()
+        self.angles = torch.nn.Parameter(torch.empty(circuit.num_params, device=device, dtype=real))
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw the angles from ``U(−π, π)``."""
+        if "angles" not in self._parameters:  # called by TNLinear's constructor, before angles
+            return
+        with torch.no_grad():
+            self.angles.uniform_(-math.pi, math.pi, generator=generator)
+        self._weight_cache = None
+
+    @property
+    def num_params(self) -> int:
+        """Number of angles."""
+        return self.circuit.num_params
+
+    def _values(self) -> list[torch.Tensor]:
+        tensors = qubit_gate_tensors(self.circuit, self.angles, self._circuit_dtype)
+        if "link" in self.network.sizes:
+            # Gates of a product circuit that carry the size-1 link get that leg appended.
+            tensors = [
+                t.unsqueeze(-1) if "link" in self.network.legs(name) else t
+                for t, name in zip(tensors, self.network.tensor_names, strict=True)
+            ]
+        return tensors
+
+    def _parameters_key(self) -> tuple[object, ...]:
+        a = self.angles
+        return (a._version, a.data_ptr(), a.dtype, a.device)
+
+    def _timing_input(self, rows: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        return torch.randn(rows, self.in_features, dtype=dtype, device=device)
+
+    def to_dense(self) -> torch.Tensor:
+        """The circuit's matrix ``U``, shape ``(2^N, 2^N)``; differentiable."""
+        values = dict(zip(self.network.tensor_names, self._values(), strict=True))
+        return contract_weight(self.network, values, optimize=self.optimize)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the circuit to ``x`` of shape ``(..., 2^N)`` (real inputs are cast)."""
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            got = "a scalar" if x.dim() == 0 else f"shape {tuple(x.shape)}"
+            raise ShapeError(
+                f"input has {got}, but the {self.circuit.num_qubits}-qubit circuit expects "
+                f"(..., {self.in_features}) amplitudes (2^{self.circuit.num_qubits})"
+            )
+        y = super().forward(x.to(self._circuit_dtype))
+        if self.output == "probabilities":
+            return y.abs().square() if y.is_complex() else y.square()
+        return y
