@@ -28,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from _shared import accuracy, mean_std
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -70,14 +71,6 @@ def load(quick: bool) -> Data:
     if quick:
         arrays = [a[:n] for a, n in zip(arrays, (300, 300, 100, 100, 100, 100), strict=True)]
     return tuple(torch.from_numpy(a) for a in arrays)
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        correct = (model(x).argmax(1) == y).float().mean().item()
-    model.train()
-    return 100.0 * correct
 
 
 def weights(model: nn.Module) -> int:
@@ -147,13 +140,6 @@ def train(
         diverged,
         entropies,
     )
-
-
-def mean_std(values: list[float]) -> str:
-    """``mean ± sample std`` (eqs. 10–11 of seed 003)."""
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def _std(values: list[float] | tuple[float, ...]) -> float:

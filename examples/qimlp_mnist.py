@@ -32,6 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from _shared import accuracy, mean_std
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -75,14 +76,6 @@ def load(quick: bool) -> Data:
 
 def build(bodies: int, terms: int, init: str) -> nn.Module:
     return MLP() if bodies == 0 else QiMLP(bodies, terms, init=init)  # type: ignore[arg-type]
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        correct = (model(x).argmax(1) == y).float().mean().item()
-    model.train()
-    return 100.0 * correct
 
 
 @dataclass
@@ -168,12 +161,6 @@ def run_all(jobs: list[Job], workers: int, bar: tqdm) -> list[tuple[Run, Any]]:
 
 def run_epochs(jobs: list[Job], futures: list[Future], done: Future) -> int:
     return jobs[futures.index(done)].epochs
-
-
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def accuracy_table(runs: list[Run], dense_params: int) -> str:

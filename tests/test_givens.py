@@ -411,3 +411,19 @@ def test_staircase_closed_form_matches_the_gate_product(
     assert torch.allclose(
         givens_matrix(blocks, plan), _ordered_product(circuit, blocks), atol=1e-10
     )
+
+
+def test_circuit_networks_work_with_the_generic_tools(tmp_path) -> None:
+    """Cost, draw and materialise both kinds of circuit network like any other network."""
+    givens = GivensCircuit.v(5).network()
+    qubits = QubitCircuit(3).ry(0).cnot(0, 1).ry(2).cz(1, 2).network()
+    for net in (givens, qubits):
+        report = tnlayers.cost(net, batch=8)
+        assert report.params == net.num_params
+        assert "sequential" in str(report)
+        tnlayers.draw(net, tmp_path / "circuit.png")
+        assert (tmp_path / "circuit.png").stat().st_size > 0
+    layer = GivensLinear(5, dtype=F64)
+    values = {k: v.detach() for k, v in layer.gate_tensors().items()}
+    weight = tnlayers.contract_weight(givens, values)
+    assert torch.allclose(weight, layer.to_dense().detach(), atol=1e-12)

@@ -17,6 +17,11 @@ from ._builders import mpo as mpo
 from ._circuits import GivensCircuit as GivensCircuit
 from ._circuits import QubitCircuit as QubitCircuit
 from ._circuits import QubitGate as QubitGate
+from ._compress import CompressionReport as CompressionReport
+from ._compress import LayerCompression as LayerCompression
+from ._compress import LowRankConv2d as LowRankConv2d
+from ._compress import compress as compress
+from ._compress import truncated_svd as truncated_svd
 from ._correlation import Correlation as Correlation
 from ._correlation import correlation_report as correlation_report
 from ._correlation import plot_correlation as plot_correlation
@@ -81,6 +86,7 @@ __all__ = [
     "Approximation",
     "ArgumentTypeError",
     "ClassificationReport",
+    "CompressionReport",
     "Contraction",
     "Correlation",
     "CostReport",
@@ -91,6 +97,8 @@ __all__ = [
     "GivensPlan",
     "KronLinear",
     "KroneckerApproximation",
+    "LayerCompression",
+    "LowRankConv2d",
     "MPOConv2d",
     "MPOLinear",
     "MachineModel",
@@ -113,6 +121,7 @@ __all__ = [
     "amplitude_encode",
     "classification_report",
     "compile_contraction",
+    "compress",
     "compression_ratio",
     "contract_weight",
     "correlation_report",
@@ -135,6 +144,7 @@ __all__ = [
     "strong_correlation",
     "summary",
     "to_tensornetwork",
+    "truncated_svd",
     "tt_svd",
     "variance_preserving_",
     "von_neumann_entropy",

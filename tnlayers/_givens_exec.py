@@ -9,6 +9,10 @@ coordinate a contiguous row, so gathering a coordinate is one contiguous read):
 - `apply_segments` applies small dense blocks to windows of rows, one after another (a slice
   when the window is contiguous, a gather otherwise).
 
+A segment's block is built in closed form when its gates form a staircase of neighbouring planes
+(`staircase_blocks`, one cumulative product for all of them), and otherwise by `rotate_rows` on
+the identity.
+
 The blocks are general 2 × 2 matrices, not angles, so that noise added to the gate entries
 (seed 002's attack form ②, which breaks orthogonality) runs through the same code.
 """
@@ -22,18 +26,21 @@ from torch.autograd.function import once_differentiable
 
 from ._givens_plan import GivensPlan
 
-__all__ = ["apply_segments", "givens_forward", "rotate_rows", "rotation_blocks"]
+__all__ = [
+    "apply_segments",
+    "givens_forward",
+    "givens_matrix",
+    "rotate_rows",
+    "rotation_blocks",
+    "segment_blocks",
+    "staircase_blocks",
+]
 
 
 def rotation_blocks(angles: torch.Tensor) -> torch.Tensor:
     """The 2 × 2 blocks ``[[cos θ, −sin θ], [sin θ, cos θ]]`` of angles ``[m]`` → ``[m, 2, 2]``."""
     c, s = torch.cos(angles), torch.sin(angles)
     return torch.stack((c, -s, s, c), dim=-1).reshape(*angles.shape, 2, 2)
-
-
-@lru_cache(maxsize=512)
-def _index(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.long, device=device)
 
 
 class _RotateRows(torch.autograd.Function):
@@ -142,7 +149,20 @@ def apply_segments(
 def _layers_on(
     layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...], device: torch.device
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-    return tuple((_index(rows, device), _index(ids, device)) for rows, ids in layers)
+    return tuple(
+        (torch.tensor(rows, device=device), torch.tensor(ids, device=device))
+        for rows, ids in layers
+    )
+
+
+@lru_cache(maxsize=256)
+def _build_layers(plan: GivensPlan, device: torch.device) -> tuple:
+    return _layers_on(plan.build_layers, device)
+
+
+@lru_cache(maxsize=256)
+def _rotate_layers(plan: GivensPlan, device: torch.device) -> tuple:
+    return _layers_on(plan.rotate_layers, device)
 
 
 @lru_cache(maxsize=256)
@@ -193,30 +213,39 @@ def staircase_blocks(plan: GivensPlan, blocks: torch.Tensor) -> torch.Tensor:
 def segment_blocks(plan: GivensPlan, blocks: torch.Tensor) -> torch.Tensor:
     """Every segment's dense matrix on its support, ``[S, w, w]`` (top-left ``k × k`` used)."""
     width = plan.width
-    parts, order = [], []
+    parts = []
     if plan.staircases:
         stairs = staircase_blocks(plan, blocks)
         pad = width - stairs.shape[-1]
         parts.append(torch.nn.functional.pad(stairs, (0, pad, 0, pad)) if pad else stairs)
-        order += plan.staircases
     if plan.generals:
         count = len(plan.generals)
         eye = torch.eye(width, dtype=blocks.dtype, device=blocks.device).repeat(count, 1)
-        built = rotate_rows(eye, blocks, _layers_on(plan.build_layers, blocks.device))
+        built = rotate_rows(eye, blocks, _build_layers(plan, blocks.device))
         parts.append(built.view(count, width, width))
-        order += plan.generals
     mats = torch.cat(parts) if len(parts) > 1 else parts[0]
-    if order != sorted(order):
-        inverse = sorted(range(len(order)), key=order.__getitem__)
-        mats = mats.index_select(0, _index(tuple(inverse), blocks.device))
-    return mats
+    order = _segment_order(plan, blocks.device)
+    return mats if order is None else mats.index_select(0, order)
 
 
+@lru_cache(maxsize=256)
+def _segment_order(plan: GivensPlan, device: torch.device) -> torch.Tensor | None:
+    """Where each segment's block sits in [staircases…, generals…]; None if already in order."""
+    order = [*plan.staircases, *plan.generals]
+    if order == sorted(order):
+        return None
+    return torch.tensor(sorted(range(len(order)), key=order.__getitem__), device=device)
+
+
+@lru_cache(maxsize=256)
 def _windows(
     plan: GivensPlan, device: torch.device
 ) -> tuple[tuple[slice | torch.Tensor, int], ...]:
     return tuple(
-        (slice(*seg.span) if seg.span else _index(seg.support, device), len(seg.support))
+        (
+            slice(*seg.span) if seg.span else torch.tensor(seg.support, device=device),
+            len(seg.support),
+        )
         for seg in plan.segments
     )
 
@@ -242,7 +271,7 @@ def givens_forward(
         ``[batch, n]``.
     """
     if strategy == "layered":
-        layers = _layers_on(plan.rotate_layers, x.device)
+        layers = _rotate_layers(plan, x.device)
         return rotate_rows(x.T.contiguous(), blocks, layers).T
     mats = segment_blocks(plan, blocks)
     windows = _windows(plan, x.device)

@@ -66,7 +66,9 @@ class Segment:
         return (lo, hi) if hi - lo == len(self.support) else None
 
 
-@dataclass(frozen=True)
+# Compared and hashed by identity: plans are cached per (circuit, segment length), and the
+# executor caches device tensors per plan, which must not hash hundreds of thousands of pairs.
+@dataclass(frozen=True, eq=False)
 class GivensPlan:
     """The execution schedule of one circuit.
 

@@ -1,0 +1,383 @@
+"""Compress: swap a trained model's Linear and Conv2d layers for tensor-network layers.
+
+[`compress`][tnlayers.compress] walks any model (nested and shared submodules included), picks
+layers by name pattern, type or size, replaces each by a layer initialised from its trained
+weight (low rank by truncated SVD, MPO by TT-SVD, Kronecker by the nearest sum) and returns the
+new model with a [`CompressionReport`][tnlayers.CompressionReport]: parameters, relative weight
+error and FLOPs before and after, per layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ._builders import low_rank
+from ._errors import OptionError
+from ._kron_layers import KronLinear
+from ._layer import TNLinear
+from ._mpo_layers import MPOConv2d, MPOLinear
+from ._summary import _rows_per_layer
+from ._table import format_table
+
+__all__ = ["CompressionReport", "LayerCompression", "LowRankConv2d", "compress", "truncated_svd"]
+
+Method = Literal["low_rank", "mpo", "kronecker"]
+
+
+def truncated_svd(
+    matrix: torch.Tensor, rank: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``U_r, S_r, V_rᵀ`` of a matrix ``(m, n)``: the best rank-``r`` approximation (Eckart–Young).
+
+    Returns
+    -------
+    U, S, Vh
+        ``(m, r)``, ``(r,)``, ``(r, n)`` with ``U @ diag(S) @ Vh`` the approximation; its squared
+        Frobenius error is the sum of the discarded ``σ_i²``.
+    """
+    u, s, vh = torch.linalg.svd(matrix.detach(), full_matrices=False)
+    return u[:, :rank], s[:rank], vh[:rank]
+
+
+class LowRankConv2d(nn.Sequential):
+    """A ``k×k`` convolution ``C_in → r`` then a ``1×1`` convolution ``r → C_out`` (with bias).
+
+    The factorised form of a convolution whose flattened ``(C_out, C_in·kh·kw)`` kernel has rank
+    ``r``: ``r(C_in·kh·kw + C_out)`` weights instead of ``C_out·C_in·kh·kw`` (seed 001 §2.2).
+    """
+
+    def __init__(self, conv: nn.Conv2d, rank: int) -> None:
+        first = nn.Conv2d(
+            conv.in_channels,
+            rank,
+            conv.kernel_size,  # type: ignore[arg-type]
+            conv.stride,  # type: ignore[arg-type]
+            conv.padding,  # type: ignore[arg-type]
+            conv.dilation,  # type: ignore[arg-type]
+            bias=False,
+            padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
+        second = nn.Conv2d(
+            rank,
+            conv.out_channels,
+            1,
+            bias=conv.bias is not None,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
+        super().__init__(first, second)
+        u, s, vh = truncated_svd(conv.weight.reshape(conv.out_channels, -1), rank)
+        root = s.sqrt()
+        with torch.no_grad():
+            first.weight.copy_((root[:, None] * vh).reshape(first.weight.shape))
+            second.weight.copy_((u * root).reshape(second.weight.shape))
+            if conv.bias is not None:
+                second.bias.copy_(conv.bias)
+
+    def to_dense(self) -> torch.Tensor:
+        """The equivalent ``(C_out, C_in, kh, kw)`` kernel."""
+        first, second = self[0].weight, self[1].weight
+        flat = second.flatten(1) @ first.flatten(1)
+        return flat.reshape(second.shape[0], *first.shape[1:])
+
+
+@dataclass(frozen=True)
+class LayerCompression:
+    """One replaced layer.
+
+    Attributes
+    ----------
+    name
+        Its name in the model (the first, if the module is shared).
+    kind
+        ``"Linear"`` or ``"Conv2d"``.
+    replacement
+        The new layer's type.
+    setting
+        Rank, bond or terms used.
+    params_before, params_after
+        Weights (bias excluded).
+    weight_error
+        ``‖W − W̃‖_F / ‖W‖_F`` of the materialised new weight.
+    flops_before, flops_after
+        Forward FLOPs at the report's batch size (``None`` when unknown: a convolution without
+        ``input_size``).
+    """
+
+    name: str
+    kind: str
+    replacement: str
+    setting: str
+    params_before: int
+    params_after: int
+    weight_error: float
+    flops_before: int | None
+    flops_after: int | None
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    """What [`compress`][tnlayers.compress] did, layer by layer."""
+
+    layers: tuple[LayerCompression, ...]
+    batch: int
+
+    @property
+    def params_before(self) -> int:
+        """Weights of the replaced layers before."""
+        return sum(r.params_before for r in self.layers)
+
+    @property
+    def params_after(self) -> int:
+        """Weights of the replacements."""
+        return sum(r.params_after for r in self.layers)
+
+    @property
+    def ratio(self) -> float:
+        """``params_before / params_after`` (seed 001's compression ratio, replaced layers)."""
+        return self.params_before / self.params_after
+
+    def __str__(self) -> str:
+        rows = [["layer", "was", "now", "setting", "params", "weight error", "FLOPs"]]
+        for r in self.layers:
+            flops = (
+                "—"
+                if r.flops_before is None or r.flops_after is None
+                else f"{r.flops_before:.3g} → {r.flops_after:.3g}"
+            )
+            rows.append(
+                [
+                    r.name,
+                    r.kind,
+                    r.replacement,
+                    r.setting,
+                    f"{r.params_before:,} → {r.params_after:,}",
+                    f"{r.weight_error:.3g}",
+                    flops,
+                ]
+            )
+        return (
+            format_table(rows)
+            + f"\n{len(self.layers)} layer(s): {self.params_before:,} → {self.params_after:,} "
+            f"weights ({self.ratio:.3g}× fewer), FLOPs at batch {self.batch}"
+        )
+
+
+def _rank_for(singular: torch.Tensor, shape: tuple[int, int], rank, rel_error, param_ratio) -> int:
+    """The rank given, or the smallest meeting ``rel_error``, or the largest within budget."""
+    full = singular.numel()
+    if rank is not None:
+        return max(1, min(int(rank), full))
+    if rel_error is not None:
+        energy = singular.double().square()
+        # tail[r] = ‖discarded‖² when keeping r singular values.
+        tail = [*energy.flip(0).cumsum(0).flip(0).tolist(), 0.0]
+        total = tail[0]
+        return next(r for r in range(1, full + 1) if tail[r] <= rel_error**2 * total)
+    m, n = shape
+    return max(1, min(full, math.floor(param_ratio * m * n / (m + n))))
+
+
+def _weight(module: nn.Module) -> torch.Tensor:
+    if isinstance(module, LowRankConv2d):
+        return module.to_dense()
+    if isinstance(module, MPOConv2d):
+        conv = module
+        return conv.to_dense().reshape(conv.out_channels, conv.in_channels, *conv.kernel_size)
+    return module.to_dense()  # type: ignore[operator]
+
+
+def _replace(
+    module: nn.Linear | nn.Conv2d,
+    method: Method,
+    rank: int | None,
+    rel_error: float | None,
+    param_ratio: float | None,
+    bond: int | None,
+    terms: int,
+) -> tuple[nn.Module, str]:
+    weight = module.weight.detach()
+    flat = weight.reshape(weight.shape[0], -1)
+    if method == "low_rank":
+        u, s, vh = truncated_svd(flat, flat.shape[1])
+        r = _rank_for(s, tuple(flat.shape), rank, rel_error, param_ratio)  # type: ignore[arg-type]
+        if isinstance(module, nn.Conv2d):
+            return LowRankConv2d(module, r), f"rank {r}"
+        root = s[:r].sqrt()
+        net = low_rank(module.in_features, module.out_features, r)
+        bias = None if module.bias is None else module.bias.detach()
+        values = {"U": u[:, :r] * root, "V": root[:, None] * vh[:r]}
+        return TNLinear.from_tensors(net, values, bias), f"rank {r}"
+    if method == "mpo":
+        if bond is None and rel_error is None:
+            raise OptionError("method='mpo' needs bond= (largest bond) or rel_error=")
+        kwargs = {"max_bond": bond, "rel_tol": rel_error}
+        if isinstance(module, nn.Conv2d):
+            new = MPOConv2d.from_conv(module, **kwargs)
+        else:
+            new = MPOLinear.from_linear(module, **kwargs)
+        sizes = new.network.sizes
+        return new, "bonds " + ",".join(str(sizes[b]) for b in new.network.bonds)
+    if isinstance(module, nn.Conv2d):
+        raise OptionError(
+            "method='kronecker' compresses nn.Linear layers only; select them with "
+            "types=(nn.Linear,) or use method='low_rank' or 'mpo' for convolutions"
+        )
+    return KronLinear.from_linear(module, terms), f"{terms} term(s)"
+
+
+def compress(
+    model: nn.Module,
+    method: Method = "low_rank",
+    *,
+    names: Sequence[str] | None = None,
+    types: tuple[type, ...] = (nn.Linear, nn.Conv2d),
+    min_params: int = 0,
+    rank: int | None = None,
+    rel_error: float | None = None,
+    param_ratio: float | None = None,
+    bond: int | None = None,
+    terms: int = 1,
+    batch: int = 64,
+    input_size: Sequence[int] | None = None,
+    inplace: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[nn.Module, CompressionReport]:
+    """Replace chosen ``nn.Linear`` / ``nn.Conv2d`` layers by layers built from their weights.
+
+    Parameters
+    ----------
+    model
+        Any model; nested modules are walked, and a module shared by several parents is
+        replaced once (every parent then holds the same new module).
+    method
+        ``"low_rank"``: truncated SVD (``TNLinear`` of a two-node network for Linear layers,
+        [`LowRankConv2d`][tnlayers.LowRankConv2d] for convolutions); ``"mpo"``: TT-SVD
+        ([`MPOLinear`][tnlayers.MPOLinear], [`MPOConv2d`][tnlayers.MPOConv2d]);
+        ``"kronecker"``: nearest sum of ``terms`` Kronecker products (Linear only).
+    names
+        Shell-style patterns (``fnmatch``) on module names, e.g. ``["features.*", "fc1"]``;
+        default: every name.
+    types
+        Layer types to consider.
+    min_params
+        Skip layers with fewer weights.
+    rank, rel_error, param_ratio
+        Low rank: a fixed rank; or the smallest rank whose relative Frobenius error is at most
+        ``rel_error``; or the largest rank keeping at most ``param_ratio`` of the weights. MPO:
+        ``rel_error`` is TT-SVD's ``rel_tol``.
+    bond
+        MPO: the largest bond.
+    terms
+        Kronecker: the number of terms.
+    batch, input_size
+        FLOPs are counted for ``batch`` inputs; convolutions need ``input_size`` (one input's
+        shape without the batch) to know their output size.
+    inplace
+        Modify ``model`` itself instead of a deep copy.
+    progress
+        Called with each layer's name before it is compressed (e.g. a progress bar's update).
+
+    Returns
+    -------
+    model, report
+        The compressed model (a copy unless ``inplace``) and the per-layer report.
+
+    Raises
+    ------
+    OptionError
+        If no layer matches (the message lists the candidates), or the method's settings are
+        missing or inconsistent.
+    """
+    if method not in ("low_rank", "mpo", "kronecker"):
+        raise OptionError(f"unknown method {method!r}; choose 'low_rank', 'mpo' or 'kronecker'")
+    if method == "low_rank" and sum(v is not None for v in (rank, rel_error, param_ratio)) != 1:
+        raise OptionError("method='low_rank' needs exactly one of rank=, rel_error=, param_ratio=")
+    target = model if inplace else copy.deepcopy(model)
+    chosen: dict[nn.Module, str] = {}
+    candidates = []
+    for name, module in target.named_modules():
+        if not isinstance(module, nn.Linear | nn.Conv2d):
+            continue
+        candidates.append(f"{name} ({type(module).__name__}, {module.weight.numel():,} weights)")
+        if (
+            isinstance(module, types)
+            and module.weight.numel() >= min_params
+            and (names is None or any(fnmatch.fnmatchcase(name, p) for p in names))
+            and module not in chosen
+        ):
+            chosen[module] = name
+    if not chosen:
+        raise OptionError(
+            f"no layer matches names={names!r}, types={[t.__name__ for t in types]}, "
+            f"min_params={min_params}; the model's Linear/Conv2d layers are: "
+            + ("; ".join(candidates) if candidates else "none")
+        )
+    rows_before = _rows_per_layer(target, batch, input_size) if input_size else {}
+    replacements: dict[nn.Module, tuple[nn.Module, str]] = {}
+    for module, name in chosen.items():
+        if progress is not None:
+            progress(name)
+        replacements[module] = _replace(
+            module,
+            method,
+            rank,
+            rel_error,
+            param_ratio,
+            bond,
+            terms,  # type: ignore[arg-type]
+        )
+    for parent in list(target.modules()):
+        for child_name, child in list(parent.named_children()):
+            if child in replacements:
+                setattr(parent, child_name, replacements[child][0])
+    rows_after = _rows_per_layer(target, batch, input_size) if input_size else {}
+    layers = []
+    for module, name in chosen.items():
+        new, setting = replacements[module]
+        weight = module.weight.detach()
+        with torch.no_grad():
+            approx = _weight(new).reshape(weight.shape)
+        error = (torch.linalg.norm(approx - weight) / torch.linalg.norm(weight)).item()
+        rows = rows_before.get(module, None if isinstance(module, nn.Conv2d) else batch)
+        layers.append(
+            LayerCompression(
+                name=name,
+                kind=type(module).__name__,
+                replacement=type(new).__name__,
+                setting=setting,
+                params_before=weight.numel(),
+                params_after=_params(new),
+                weight_error=error,
+                flops_before=None if rows is None else 2 * rows * weight[0].numel() * len(weight),
+                flops_after=_flops(new, rows_after, batch, isinstance(module, nn.Conv2d)),
+            )
+        )
+    return target, CompressionReport(tuple(layers), batch)
+
+
+def _params(module: nn.Module) -> int:
+    if isinstance(module, TNLinear):
+        return module.num_params
+    return sum(p.numel() for n, p in module.named_parameters() if not n.endswith("bias"))
+
+
+def _flops(module: nn.Module, rows: dict[nn.Module, int], batch: int, conv: bool) -> int | None:
+    if isinstance(module, LowRankConv2d):
+        if any(part not in rows for part in module):
+            return None
+        return sum(2 * rows[c] * c.weight[0].numel() * c.weight.shape[0] for c in module)
+    seen = rows.get(module, None if conv else batch)
+    if seen is None:
+        return None
+    return TNLinear.cost(module, seen, mode="inference").to_dict()["flops"]  # type: ignore[arg-type]
