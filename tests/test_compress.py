@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -138,3 +139,149 @@ def test_clear_errors() -> None:
     with pytest.raises(tnlayers.OptionError, match="unknown method"):
         compress(model, "tucker", rank=2)  # type: ignore[arg-type]
     assert math.isfinite(compress(model, rank=1)[1].ratio)
+
+
+# ---------------------------------------------------------------------- QIANets steps
+def _pruned(module: nn.Module) -> torch.Tensor:
+    return module.weight_mask == 0
+
+
+@pytest.mark.parametrize("stages", [1, 5])
+@pytest.mark.parametrize("alpha", [0.1417, 0.3779, 0.4805])
+def test_pruning_prunes_alpha_of_the_weights(stages: int, alpha: float) -> None:
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 8, 3))
+    report = tnlayers.qianets_prune(model, alpha, stages=stages, p_entangle=0.0)
+    for conv in (model[0], model[2]):
+        assert abs(_pruned(conv).float().mean().item() - alpha) < 0.01
+        assert torch.nn.utils.prune.is_pruned(conv)
+    assert report.pruned_fraction == pytest.approx(alpha, abs=0.01)
+
+
+def test_one_stage_without_entanglement_is_magnitude_pruning() -> None:
+    torch.manual_seed(5)
+    layer = nn.Linear(50, 40)
+    weight = layer.weight.detach().clone()
+    tnlayers.qianets_prune(layer, 0.3, stages=1, p_entangle=0.0, types=(nn.Linear,))
+    k = round(0.3 * weight.numel())
+    threshold = weight.abs().flatten().kthvalue(k).values
+    assert torch.equal(_pruned(layer), weight.abs() <= threshold)
+
+
+def test_entanglement_prunes_the_expected_extra_fraction() -> None:
+    torch.manual_seed(6)
+    layer = nn.Linear(300, 300)
+    gen = torch.Generator().manual_seed(0)
+    tnlayers.qianets_prune(layer, 0.3, stages=1, p_entangle=0.5, types=(nn.Linear,), generator=gen)
+    expected = 1 - (1 - 0.3) * (1 - 0.3 * 0.5) ** 2  # spec §2.1: ≈ 0.494
+    assert _pruned(layer).float().mean().item() == pytest.approx(expected, abs=0.01)
+
+
+def test_masks_survive_optimizer_steps_and_prune_remove() -> None:
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3), nn.Flatten(), nn.Linear(6 * 6 * 6, 3))
+    tnlayers.qianets_prune(model, 0.5, stages=3)
+    mask = model[0].weight_mask.clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(5):
+        optimizer.zero_grad()
+        model(torch.randn(4, 1, 8, 8)).square().sum().backward()
+        optimizer.step()
+    assert torch.equal(model[0].weight_mask, mask)
+    assert (model[0].weight[mask == 0] == 0).all()
+    torch.nn.utils.prune.remove(model[0], "weight")
+    assert (model[0].weight[mask == 0] == 0).all()
+    assert not isinstance(model[2], nn.Conv2d)  # Linear layers untouched by default
+    assert not torch.nn.utils.prune.is_pruned(model[2])
+
+
+def test_pruning_errors() -> None:
+    with pytest.raises(tnlayers.OptionError, match="no layer to prune"):
+        tnlayers.qianets_prune(nn.Sequential(nn.Linear(3, 3)), 0.5)
+    with pytest.raises(tnlayers.OptionError, match="alpha"):
+        tnlayers.qianets_prune(nn.Conv2d(1, 1, 3), 1.5)
+
+
+@pytest.mark.parametrize("shape", [(12, 30), (8, 3, 3, 3)])
+def test_annealing_factorisation_decreases_and_respects_the_svd_optimum(shape) -> None:
+    torch.manual_seed(8)
+    matrix = torch.randn(*shape)
+    flat = matrix.reshape(shape[0], -1).double()
+    rank = 4
+    optimum = torch.linalg.svdvals(flat)[rank:].square().sum().item()
+    result = tnlayers.anneal_factorize(matrix, rank, generator=torch.Generator().manual_seed(0))
+    losses = result.losses
+    assert all(b <= a for a, b in itertools.pairwise(losses))
+    assert losses[-1] < losses[0]
+    assert losses[-1] >= optimum * (1 - 1e-9)
+    product = (result.left @ result.right).double()
+    direct = ((flat - product).square().sum() / flat.square().sum()).sqrt().item()
+    assert result.relative_error == pytest.approx(direct, rel=1e-4)
+    warm = tnlayers.anneal_factorize(matrix, rank, init="svd")
+    assert warm.losses[-1] == pytest.approx(optimum, rel=1e-6)
+
+
+# ---------------------------------------------------------------------- latency and fine-tuning
+def test_latency_report_counts_weights_and_non_zeros() -> None:
+    torch.manual_seed(9)
+    dense = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    pruned = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    pruned.load_state_dict(dense.state_dict())
+    tnlayers.qianets_prune(pruned, 0.5, p_entangle=0.0)
+    factored, _ = compress(dense, rank=1)
+    report = tnlayers.measure_latency(
+        {"dense": dense, "pruned": pruned, "low rank": factored},
+        torch.randn(5, 1, 8, 8),
+        batch_sizes=(1, 8),
+        threads=1,
+        warmup=1,
+        repeats=3,
+    )
+    total = 36 + 144 * 3
+    assert report.weights["dense"] == report.weights["pruned"] == total
+    assert report.nonzero["pruned"] == total - 18  # half of the 36 conv weights
+    assert report.weights["low rank"] == (9 + 4) + (144 + 3)
+    assert set(report.seconds["dense"]) == {1, 8}
+    assert all(t > 0 for times in report.seconds.values() for t in times.values())
+    assert "not the time" in str(report)
+    assert dense.training and torch.get_num_threads() >= 1  # modes and threads restored
+
+
+def test_fine_tune_improves_accuracy_and_keeps_masks() -> None:
+    torch.manual_seed(10)
+    x = torch.randn(200, 10)
+    y = (x[:, 0] > 0).long()
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
+    tnlayers.qianets_prune(model, 0.5, types=(nn.Linear,), p_entangle=0.0)
+    mask = model[0].weight_mask.clone()
+    result = tnlayers.fine_tune(model, x, y, x, y, epochs=20, lr=0.01, batch=50, progress=False)
+    assert result.accuracy_after > result.accuracy_before
+    assert result.accuracy_after > 90
+    assert len(result.losses) == 20 and result.losses[-1] < result.losses[0]
+    assert (model[0].weight[mask == 0] == 0).all()
+
+
+def test_only_if_smaller_and_factor_deployment() -> None:
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3))
+    new, report = compress(model, rank=10, only_if_smaller=True)
+    assert isinstance(new[0], nn.Conv2d)  # rank 9 of a 16 × 9 kernel saves nothing: kept
+    assert [r.name for r in report.layers] == ["2"]
+    w = model[2].weight.detach().reshape(16, -1)
+    fit = tnlayers.anneal_factorize(w, 4, init="svd")
+    deployed = LowRankConv2d(model[2], 4, (fit.left, fit.right))
+    assert torch.allclose(deployed.to_dense().reshape(16, -1), fit.left @ fit.right, atol=1e-6)
+    x = torch.randn(2, 16, 6, 6)
+    expected = nn.functional.conv2d(x, (fit.left @ fit.right).reshape(16, 16, 3, 3), model[2].bias)
+    assert torch.allclose(deployed(x), expected, atol=1e-5)
+
+
+def test_small_cnn_models_compress_at_full_rank() -> None:
+    torch.manual_seed(12)
+    x = torch.randn(3, 1, 28, 28)
+    for model in (tnlayers.models.SmallResNet(), tnlayers.models.SmallDenseNet()):
+        model.eval()  # batch norm with running statistics: a deterministic map
+        assert model(x).shape == (3, 10)
+        new, report = compress(model, rank=10_000, types=(nn.Conv2d,))
+        assert torch.allclose(new(x), model(x), atol=1e-4)
+        assert len(report.layers) == sum(isinstance(m, nn.Conv2d) for m in model.modules())

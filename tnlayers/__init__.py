@@ -45,6 +45,9 @@ from ._execute import run_program as run_program
 from ._factorize import Factorization as Factorization
 from ._factorize import factorize as factorize
 from ._factorize import kronecker_factors as kronecker_factors
+from ._finetune import FineTuneResult as FineTuneResult
+from ._finetune import evaluate_accuracy as evaluate_accuracy
+from ._finetune import fine_tune as fine_tune
 from ._givens_layers import GivensLinear as GivensLinear
 from ._givens_plan import GivensCost as GivensCost
 from ._givens_plan import GivensPlan as GivensPlan
@@ -55,6 +58,8 @@ from ._interop import to_tensornetwork as to_tensornetwork
 from ._kron import KroneckerApproximation as KroneckerApproximation
 from ._kron import nearest_kronecker as nearest_kronecker
 from ._kron_layers import KronLinear as KronLinear
+from ._latency import LatencyReport as LatencyReport
+from ._latency import measure_latency as measure_latency
 from ._layer import TNLinear as TNLinear
 from ._metrics import ClassificationReport as ClassificationReport
 from ._metrics import classification_report as classification_report
@@ -70,6 +75,10 @@ from ._plan import Plan as Plan
 from ._plan import Step as Step
 from ._plan import StrategyPlan as StrategyPlan
 from ._plan import plan as plan
+from ._qianets import AnnealedFactors as AnnealedFactors
+from ._qianets import PruningReport as PruningReport
+from ._qianets import anneal_factorize as anneal_factorize
+from ._qianets import qianets_prune as qianets_prune
 from ._qubit_layers import QubitCircuitLinear as QubitCircuitLinear
 from ._summary import compression_ratio as compression_ratio
 from ._summary import summary as summary
@@ -83,6 +92,7 @@ __all__ = [
     "MPO",
     "NOISE_VARIANTS",
     "AmplitudeEncoding",
+    "AnnealedFactors",
     "Approximation",
     "ArgumentTypeError",
     "ClassificationReport",
@@ -91,12 +101,14 @@ __all__ = [
     "Correlation",
     "CostReport",
     "Factorization",
+    "FineTuneResult",
     "GivensCircuit",
     "GivensCost",
     "GivensLinear",
     "GivensPlan",
     "KronLinear",
     "KroneckerApproximation",
+    "LatencyReport",
     "LayerCompression",
     "LowRankConv2d",
     "MPOConv2d",
@@ -109,6 +121,7 @@ __all__ = [
     "ParameterAttack",
     "Plan",
     "Program",
+    "PruningReport",
     "QubitCircuit",
     "QubitCircuitLinear",
     "QubitGate",
@@ -119,6 +132,7 @@ __all__ = [
     "TNLinear",
     "__version__",
     "amplitude_encode",
+    "anneal_factorize",
     "classification_report",
     "compile_contraction",
     "compress",
@@ -128,18 +142,22 @@ __all__ = [
     "corrupt",
     "cost",
     "draw",
+    "evaluate_accuracy",
     "factorize",
+    "fine_tune",
     "from_tensornetwork",
     "givens_plan",
     "kronecker",
     "kronecker_factors",
     "low_rank",
+    "measure_latency",
     "models",
     "mpo",
     "nearest_kronecker",
     "plan",
     "plot_correlation",
     "plot_entanglement",
+    "qianets_prune",
     "run_program",
     "strong_correlation",
     "summary",

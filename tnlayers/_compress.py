@@ -52,9 +52,25 @@ class LowRankConv2d(nn.Sequential):
 
     The factorised form of a convolution whose flattened ``(C_out, C_in·kh·kw)`` kernel has rank
     ``r``: ``r(C_in·kh·kw + C_out)`` weights instead of ``C_out·C_in·kh·kw`` (seed 001 §2.2).
+
+    Parameters
+    ----------
+    conv
+        The convolution to factorise (its geometry and bias are kept).
+    rank
+        ``r``.
+    factors
+        ``(W₁ (C_out, r), W₂ (r, C_in·kh·kw))`` with ``W ≈ W₁W₂`` (e.g. from
+        [`anneal_factorize`][tnlayers.anneal_factorize]); default: the truncated SVD, split as
+        ``(U√Σ, √Σ Vᵀ)``.
     """
 
-    def __init__(self, conv: nn.Conv2d, rank: int) -> None:
+    def __init__(
+        self,
+        conv: nn.Conv2d,
+        rank: int,
+        factors: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
         first = nn.Conv2d(
             conv.in_channels,
             rank,
@@ -76,11 +92,13 @@ class LowRankConv2d(nn.Sequential):
             dtype=conv.weight.dtype,
         )
         super().__init__(first, second)
-        u, s, vh = truncated_svd(conv.weight.reshape(conv.out_channels, -1), rank)
-        root = s.sqrt()
+        if factors is None:
+            u, s, vh = truncated_svd(conv.weight.reshape(conv.out_channels, -1), rank)
+            factors = (u * s.sqrt(), s.sqrt()[:, None] * vh)
+        left, right = factors
         with torch.no_grad():
-            first.weight.copy_((root[:, None] * vh).reshape(first.weight.shape))
-            second.weight.copy_((u * root).reshape(second.weight.shape))
+            first.weight.copy_(right.reshape(first.weight.shape))
+            second.weight.copy_(left.reshape(second.weight.shape))
             if conv.bias is not None:
                 second.bias.copy_(conv.bias)
 
@@ -145,7 +163,7 @@ class CompressionReport:
     @property
     def ratio(self) -> float:
         """``params_before / params_after`` (seed 001's compression ratio, replaced layers)."""
-        return self.params_before / self.params_after
+        return self.params_before / self.params_after if self.layers else 1.0
 
     def __str__(self) -> str:
         rows = [["layer", "was", "now", "setting", "params", "weight error", "FLOPs"]]
@@ -173,7 +191,13 @@ class CompressionReport:
         )
 
 
-def _rank_for(singular: torch.Tensor, shape: tuple[int, int], rank, rel_error, param_ratio) -> int:
+def _rank_for(
+    singular: torch.Tensor,
+    shape: tuple[int, int],
+    rank: int | None,
+    rel_error: float | None,
+    param_ratio: float | None,
+) -> int:
     """The rank given, or the smallest meeting ``rel_error``, or the largest within budget."""
     full = singular.numel()
     if rank is not None:
@@ -185,16 +209,7 @@ def _rank_for(singular: torch.Tensor, shape: tuple[int, int], rank, rel_error, p
         total = tail[0]
         return next(r for r in range(1, full + 1) if tail[r] <= rel_error**2 * total)
     m, n = shape
-    return max(1, min(full, math.floor(param_ratio * m * n / (m + n))))
-
-
-def _weight(module: nn.Module) -> torch.Tensor:
-    if isinstance(module, LowRankConv2d):
-        return module.to_dense()
-    if isinstance(module, MPOConv2d):
-        conv = module
-        return conv.to_dense().reshape(conv.out_channels, conv.in_channels, *conv.kernel_size)
-    return module.to_dense()  # type: ignore[operator]
+    return max(1, min(full, math.floor(param_ratio * m * n / (m + n))))  # type: ignore[operator]
 
 
 def _replace(
@@ -250,6 +265,7 @@ def compress(
     terms: int = 1,
     batch: int = 64,
     input_size: Sequence[int] | None = None,
+    only_if_smaller: bool = False,
     inplace: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[nn.Module, CompressionReport]:
@@ -283,6 +299,9 @@ def compress(
     batch, input_size
         FLOPs are counted for ``batch`` inputs; convolutions need ``input_size`` (one input's
         shape without the batch) to know their output size.
+    only_if_smaller
+        Keep a layer as it is when its replacement would not have fewer weights (e.g. rank 10
+        for a 3×3 convolution of one input channel); such layers are not in the report.
     inplace
         Modify ``model`` itself instead of a deep copy.
     progress
@@ -328,15 +347,11 @@ def compress(
     for module, name in chosen.items():
         if progress is not None:
             progress(name)
-        replacements[module] = _replace(
-            module,
-            method,
-            rank,
-            rel_error,
-            param_ratio,
-            bond,
-            terms,  # type: ignore[arg-type]
-        )
+        new = _replace(module, method, rank, rel_error, param_ratio, bond, terms)  # type: ignore[arg-type]
+        if only_if_smaller and _params(new[0]) >= module.weight.numel():
+            continue
+        replacements[module] = new
+    chosen = {m: n for m, n in chosen.items() if m in replacements}
     for parent in list(target.modules()):
         for child_name, child in list(parent.named_children()):
             if child in replacements:
@@ -347,7 +362,7 @@ def compress(
         new, setting = replacements[module]
         weight = module.weight.detach()
         with torch.no_grad():
-            approx = _weight(new).reshape(weight.shape)
+            approx = new.to_dense().reshape(weight.shape)  # type: ignore[operator]
         error = (torch.linalg.norm(approx - weight) / torch.linalg.norm(weight)).item()
         rows = rows_before.get(module, None if isinstance(module, nn.Conv2d) else batch)
         layers.append(

@@ -7,8 +7,12 @@
   versions [`QRCNN`][tnlayers.models.QRCNN], [`QDCNN`][tnlayers.models.QDCNN],
   [`TQCNN`][tnlayers.models.TQCNN], and the baselines [`BaselineMLP`][tnlayers.models.BaselineMLP]
   and [`BaselineCNN`][tnlayers.models.BaselineCNN].
+- Compression experiments (seed 001): [`SmallResNet`][tnlayers.models.SmallResNet] and
+  [`SmallDenseNet`][tnlayers.models.SmallDenseNet].
 """
 
+from ._cnn import SmallDenseNet as SmallDenseNet
+from ._cnn import SmallResNet as SmallResNet
 from ._hybrid import QDCNN as QDCNN
 from ._hybrid import QDFNN as QDFNN
 from ._hybrid import QRCNN as QRCNN
@@ -41,4 +45,6 @@ __all__ = [
     "HybridFNN",
     "LeNet5",
     "QiMLP",
+    "SmallDenseNet",
+    "SmallResNet",
 ]
