@@ -1,5 +1,6 @@
 """PyTorch 2 integration: torch.compile(fullgraph=True) and DDP (gloo, CPU)."""
 
+import os
 import tempfile
 import time
 from datetime import timedelta
@@ -82,6 +83,10 @@ def _train(model, x, y, steps=3):
 
 
 def _ddp_worker(rank, world, init_file, out_file):
+    # gloo picks its network interface from the hostname; on a fresh VM that name can resolve to
+    # an address the process cannot reach, and both ranks then wait until the deadline. Both
+    # workers are on this machine: use the loopback interface.
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group(
         "gloo",
         init_method=f"file://{init_file}",
