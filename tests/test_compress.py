@@ -285,3 +285,23 @@ def test_small_cnn_models_compress_at_full_rank() -> None:
         new, report = compress(model, rank=10_000, types=(nn.Conv2d,))
         assert torch.allclose(new(x), model(x), atol=1e-4)
         assert len(report.layers) == sum(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def test_parameter_budgets_for_mpo_and_kronecker() -> None:
+    torch.manual_seed(13)
+    model = nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 36))
+    for method in ("mpo", "kronecker"):
+        new, report = compress(model, method, param_ratio=0.25, types=(nn.Linear,))
+        for layer in report.layers:
+            assert layer.params_after <= 0.25 * layer.params_before
+        looser, _ = compress(model, method, param_ratio=0.6, types=(nn.Linear,))
+        x = torch.randn(5, 64)
+        # A larger budget fits the weights at least as well.
+        assert (looser(x) - model(x)).norm() <= (new(x) - model(x)).norm() + 1e-5
+    _, report = compress(model, "mpo", param_ratio=0.25, names=["0"])
+    (chosen,) = report.layers
+    cap = max(int(b) for b in chosen.setting.split()[1].split(","))
+    _, over = compress(model, "mpo", bond=cap + 1, names=["0"])
+    # The cap is the largest within budget: one more is over it, or cuts nothing more.
+    grown = over.layers[0].params_after
+    assert grown > 0.25 * chosen.params_before or grown == chosen.params_after

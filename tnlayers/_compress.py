@@ -234,13 +234,16 @@ def _replace(
         values = {"U": u[:, :r] * root, "V": root[:, None] * vh[:r]}
         return TNLinear.from_tensors(net, values, bias), f"rank {r}"
     if method == "mpo":
-        if bond is None and rel_error is None:
-            raise OptionError("method='mpo' needs bond= (largest bond) or rel_error=")
-        kwargs = {"max_bond": bond, "rel_tol": rel_error}
-        if isinstance(module, nn.Conv2d):
-            new = MPOConv2d.from_conv(module, **kwargs)
+        if bond is None and rel_error is None and param_ratio is None:
+            raise OptionError("method='mpo' needs bond= (largest bond), rel_error= or param_ratio=")
+        build = MPOConv2d.from_conv if isinstance(module, nn.Conv2d) else MPOLinear.from_linear
+        if param_ratio is not None and bond is None:
+            new = _largest_within(
+                lambda b: build(module, max_bond=b, rel_tol=rel_error),  # type: ignore[arg-type]
+                param_ratio * weight.numel(),
+            )
         else:
-            new = MPOLinear.from_linear(module, **kwargs)
+            new = build(module, max_bond=bond, rel_tol=rel_error)  # type: ignore[arg-type]
         sizes = new.network.sizes
         return new, "bonds " + ",".join(str(sizes[b]) for b in new.network.bonds)
     if isinstance(module, nn.Conv2d):
@@ -248,7 +251,24 @@ def _replace(
             "method='kronecker' compresses nn.Linear layers only; select them with "
             "types=(nn.Linear,) or use method='low_rank' or 'mpo' for convolutions"
         )
+    if param_ratio is not None:
+        per_term = KronLinear.from_linear(module, 1).num_params
+        terms = max(1, math.floor(param_ratio * weight.numel() / per_term))
     return KronLinear.from_linear(module, terms), f"{terms} term(s)"
+
+
+def _largest_within(build: Callable[[int], TNLinear], budget: float) -> TNLinear:
+    """The layer of the largest bond cap whose parameters fit ``budget`` (bond 1 at least).
+
+    Parameters grow with the cap until no singular value is cut any more; stop there.
+    """
+    best = build(1)
+    bond = 2
+    while True:
+        candidate = build(bond)
+        if candidate.num_params > budget or candidate.num_params == best.num_params:
+            return best
+        best, bond = candidate, bond + 1
 
 
 def compress(
@@ -291,7 +311,9 @@ def compress(
     rank, rel_error, param_ratio
         Low rank: a fixed rank; or the smallest rank whose relative Frobenius error is at most
         ``rel_error``; or the largest rank keeping at most ``param_ratio`` of the weights. MPO:
-        ``rel_error`` is TT-SVD's ``rel_tol``.
+        ``rel_error`` is TT-SVD's ``rel_tol``, and ``param_ratio`` picks the largest bond cap
+        within that share of the weights. Kronecker: ``param_ratio`` picks the most terms
+        within it.
     bond
         MPO: the largest bond.
     terms
