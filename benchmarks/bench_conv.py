@@ -15,7 +15,7 @@ import argparse
 import platform
 
 import torch
-from bench_layers import median_time, step, synced
+from bench_layers import best_of_passes
 from torch import nn
 
 import tnlayers
@@ -39,12 +39,7 @@ def run(passes: int, budget: float, batch: int, device: str) -> list[str]:
                 kernel_size=5, bond=bond, strategy=strategy, cores=2, device=device, **geometry
             )
         for backward in (False, True):
-            best: dict[str, float] = {}
-            for _ in range(passes):
-                for name, layer in layers.items():
-                    layer.train(backward)
-                    t = median_time(synced(step(layer, x, backward), device), budget)
-                    best[name] = min(best.get(name, t), t)
+            best = best_of_passes(layers, x, backward, passes, budget, device)
             chosen = layers["auto"].chosen_strategy(
                 batch * layers["auto"].output_size((size, size))[0] ** 2, training=backward
             )

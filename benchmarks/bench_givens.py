@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import torch
-from bench_layers import median_time, step, synced
+from bench_layers import best_of_passes
 from torch import nn
 
 import tnlayers
@@ -50,12 +49,6 @@ class GateByGate(nn.Module):
         return x
 
 
-def once(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def run(passes: int, budget: float, sizes: tuple[int, ...], batch: int, device: str) -> None:
     for n in sizes:
         for layout in LAYOUTS:
@@ -72,15 +65,8 @@ def run(passes: int, budget: float, sizes: tuple[int, ...], batch: int, device: 
                 layers["naive"] = GateByGate(auto)
             x = torch.randn(batch, n, device=device)
             for backward in (False, True):
-                best: dict[str, float] = {}
-                for _ in range(passes):
-                    for name, layer in layers.items():
-                        run = synced(step(layer, x, backward), device)
-                        if name == "naive" and naive_flops > NAIVE_REPEAT_LIMIT:
-                            t = best.get(name) or once(run)  # seconds per call: once is enough
-                        else:
-                            t = median_time(run, budget)
-                        best[name] = min(best.get(name, t), t)
+                slow = ("naive",) if naive_flops > NAIVE_REPEAT_LIMIT else ()
+                best = best_of_passes(layers, x, backward, passes, budget, device, slow)
                 cells = " | ".join(
                     f"{name[:5]} {best[name] / best['dense']:7.2f}×"
                     if name in best

@@ -16,7 +16,7 @@ import argparse
 import platform
 
 import torch
-from bench_layers import median_time, step, synced
+from bench_layers import best_of_passes
 from torch import nn
 
 import tnlayers
@@ -38,12 +38,7 @@ def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> No
             for batch in batches:
                 x = torch.randn(batch, 784, device=device)
                 for backward in (False, True):
-                    best: dict[str, float] = {}
-                    for _ in range(passes):
-                        for name, layer in layers.items():
-                            layer.train(backward)
-                            t = median_time(synced(step(layer, x, backward), device), budget)
-                            best[name] = min(best.get(name, t), t)
+                    best = best_of_passes(layers, x, backward, passes, budget, device)
                     forced = min(best["sequential"], best["materialise"])
                     chosen = layers["auto"].chosen_strategy(batch, training=backward)
                     cells = " | ".join(

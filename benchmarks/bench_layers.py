@@ -25,7 +25,7 @@ import argparse
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
 import opt_einsum
 import torch
@@ -138,6 +138,41 @@ def step(module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backwa
                 module(x)
 
     return run
+
+
+def once(fn: Callable[[], object]) -> float:
+    """Seconds of a single call (for cases that take seconds per call)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def best_of_passes(
+    layers: Mapping[str, nn.Module],
+    x: torch.Tensor,
+    backward: bool,
+    passes: int,
+    budget: float,
+    device: str,
+    single: Collection[str] = (),
+) -> dict[str, float]:
+    """Min over ``passes`` interleaved passes of each layer's median step time, in seconds.
+
+    Interleaving lets a shared machine's drift hit every layer alike. Layers run in training
+    mode for forward+backward and in eval mode for forward. Those named in ``single`` take
+    seconds per call and are timed by one call, once.
+    """
+    best: dict[str, float] = {}
+    for _ in range(passes):
+        for name, layer in layers.items():
+            layer.train(backward)
+            run = synced(step(layer, x, backward), device)
+            if name in single:
+                t = best.get(name) or once(run)
+            else:
+                t = median_time(run, budget)
+            best[name] = min(best.get(name, t), t)
+    return best
 
 
 def implementations(net: tnlayers.Network, peer: dict | None, batch: int):
