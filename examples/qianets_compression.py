@@ -53,11 +53,6 @@ def data(quick: bool) -> tuple[torch.Tensor, ...]:
     return x_train.view(-1, 1, 28, 28), y_train, x_test.view(-1, 1, 28, 28), y_test
 
 
-def weights(model: nn.Module) -> int:
-    """Stored weights (parameters but biases and batch-norm shifts), as the paper counts."""
-    return sum(p.numel() for n, p in model.named_parameters() if not n.endswith("bias"))
-
-
 def factorise(model: nn.Module, rank: int, anneal: bool, seed: int) -> nn.Module:
     """Every convolution deployed as rank-``rank`` factors (where that saves weights): the
     truncated SVD, or an annealing-style factorisation of the (possibly pruned) kernel."""
@@ -115,9 +110,9 @@ def run(name: str, build, split, args, seed: int, bar: tqdm) -> dict:
         warmup=1 if args.quick else 3,
         repeats=2 if args.quick else 10,
     )
-    for label, model in variants.items():
+    for label in variants:
         results[label] |= {
-            "weights": weights(model),
+            "weights": latency.weights[label],
             "nonzero": latency.nonzero[label],
             "latency_1": latency.seconds[label][1],
             "latency_256": latency.seconds[label][256],
