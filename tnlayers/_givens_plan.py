@@ -194,6 +194,12 @@ class GivensCost:
     chosen: str
     times: dict[str, float]
 
+    @property
+    def gate_by_gate_flops(self) -> int:
+        """FLOPs of the naive execution: every gate an ``n × n`` matrix applied to the batch."""
+        c = self.plan.circuit
+        return 2 * c.num_gates * c.n**2 * self.batch
+
     def to_dict(self) -> dict[str, object]:
         """Plain data: per strategy calls, FLOPs and predicted time; the chosen one."""
         c = self.plan.circuit
@@ -215,7 +221,7 @@ class GivensCost:
                 }
                 for s in STRATEGIES
             },
-            "dense_gate_by_gate_flops": 2 * c.num_gates * c.n**2 * self.batch,
+            "dense_gate_by_gate_flops": self.gate_by_gate_flops,
         }
 
     def __str__(self) -> str:
@@ -236,7 +242,7 @@ class GivensCost:
             f"{'training' if self.training else 'inference'}\n"
         )
         table = format_table([["strategy", "calls", "FLOPs (fwd)", "predicted ms"], *rows])
-        naive = 2 * c.num_gates * c.n**2 * self.batch
+        naive = self.gate_by_gate_flops
         return head + table + f"\ngate-by-gate dense products would take {naive:,} FLOPs"
 
 
