@@ -142,7 +142,8 @@ class KronLinear(TNLinear):
             self._weight_cache = None
         if self._bias_mode == "kron":
             if "bias_factors" not in self._modules:
-                factory = {"dtype": self._values()[0].dtype, "device": self._values()[0].device}
+                reference = self._reference()
+                factory = {"dtype": reference.dtype, "device": reference.device}
                 self.bias_factors = nn.ParameterList(
                     [nn.Parameter(torch.empty(q, **factory)) for q in self.network.out_dims]
                 )

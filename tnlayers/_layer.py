@@ -249,6 +249,14 @@ class TNLinear(nn.Module):
         params = self.tensors._parameters
         return [params[name] for name in self._names]  # type: ignore[misc]
 
+    def _reference(self) -> torch.Tensor:
+        """A tensor with the network tensors' dtype, device and ``requires_grad``.
+
+        The first parameter here; a layer whose tensors are computed from other parameters
+        returns something cheaper than computing them all (it is read on every forward pass).
+        """
+        return self._values()[0]
+
     # ------------------------------------------------------------------ properties
     @property
     def in_features(self) -> int:
@@ -277,14 +285,14 @@ class TNLinear(nn.Module):
         self, batch: int, *, dtype: torch.dtype | None = None, device: torch.device | None = None
     ) -> Plan:
         """The plan used for ``batch`` input rows (default: the parameters' dtype and device)."""
-        first = self._values()[0]
+        first = self._reference()
         dtype = dtype or first.dtype
         device = torch.device(device) if device is not None else first.device
         return _plan_for(self._config, batch, _dtype_name(dtype), device.type)
 
     def cost(self, batch: int = 64, *, mode: Mode = "training") -> CostReport:
         """The [`cost`][tnlayers.cost] report of this layer's network with its settings."""
-        first = self._values()[0]
+        first = self._reference()
         return cost(
             self.network,
             batch,
@@ -298,7 +306,7 @@ class TNLinear(nn.Module):
     def chosen_strategy(self, batch: int, training: bool | None = None) -> Strategy:
         """The strategy run for ``batch`` rows (grad mode: the current one by default)."""
         training = torch.is_grad_enabled() if training is None else training
-        first = self._values()[0]
+        first = self._reference()
         return self._execution(batch, first.dtype, first.device, training)[0]
 
     def _execution(
@@ -461,7 +469,7 @@ class TNLinear(nn.Module):
 
         Returns the execution, whether autocast is on, and the parameters' dtype.
         """
-        first = self._values()[0]
+        first = self._reference()
         autocast = torch.is_autocast_enabled(x.device.type)
         if not autocast and x.dtype != first.dtype:
             raise ShapeError(

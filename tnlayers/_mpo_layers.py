@@ -437,7 +437,7 @@ class MPOConv2d(_MPOLayer):
         cols = F.unfold(x, self.kernel_size, self.dilation, padding, self.stride)  # (B, C·kk, L)
         flat = cols.transpose(1, 2).reshape(-1, self.in_features)
         if torch.is_autocast_enabled(x.device.type):
-            y = self._run_autocast(execution, flat, self._values()[0].dtype)
+            y = self._run_autocast(execution, flat, self._reference().dtype)
         else:
             y = self._run(execution, flat, use_cache, values)
         return (

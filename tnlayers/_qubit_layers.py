@@ -171,6 +171,15 @@ class QubitCircuitLinear(TNLinear):
             ]
         return tensors
 
+    def _reference(self) -> torch.Tensor:
+        # The gates' dtype and device, and whether they need gradients, without building them.
+        return torch.empty(
+            0,
+            dtype=self._circuit_dtype,
+            device=self.angles.device,
+            requires_grad=self.angles.requires_grad,
+        )
+
     def _parameters_key(self) -> tuple[object, ...]:
         a = self.angles
         return (a._version, a.data_ptr(), a.dtype, a.device)
