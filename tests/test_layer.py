@@ -146,25 +146,6 @@ def test_plan_is_computed_once_then_reused(monkeypatch):
     assert len(calls) == first  # no re-planning on later calls
 
 
-def test_inference_weight_cache_follows_parameter_updates():
-    net = tnlayers.mpo((4, 4), (4, 4), 2)
-    layer = TNLinear(net, strategy="materialise")
-    x = torch.randn(8, 16)
-    with torch.no_grad():
-        before = layer(x)
-        assert layer._weight_cache is not None
-        cached = layer._weight_cache[1]
-        assert torch.equal(layer(x), before)
-        assert layer._weight_cache[1] is cached  # reused, not rebuilt
-    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
-    layer(x).sum().backward()
-    opt.step()
-    with torch.no_grad():
-        after = layer(x)
-    torch.testing.assert_close(after, x @ layer.to_dense().T + layer.bias)
-    assert not torch.allclose(after, before)
-
-
 def test_autotune_picks_a_strategy_and_stays_correct():
     net = tnlayers.mpo((4, 4, 4), (4, 4, 4), 4)
     layer = TNLinear(net, strategy="autotune", dtype=torch.float64)

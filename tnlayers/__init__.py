@@ -82,6 +82,7 @@ from ._qianets import qianets_prune as qianets_prune
 from ._qubit_layers import QubitCircuitLinear as QubitCircuitLinear
 from ._summary import compression_ratio as compression_ratio
 from ._summary import summary as summary
+from ._weight_cache import cached as cached
 
 try:
     __version__ = version("tnlayers")
@@ -133,6 +134,7 @@ __all__ = [
     "__version__",
     "amplitude_encode",
     "anneal_factorize",
+    "cached",
     "classification_report",
     "compile_contraction",
     "compress",

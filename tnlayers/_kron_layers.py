@@ -139,7 +139,6 @@ class KronLinear(TNLinear):
                     p.normal_(0.0, 0.02, generator=generator)
                 if self.bias is not None:
                     self.bias.zero_()
-            self._weight_cache = None
         if self._bias_mode == "kron":
             if "bias_factors" not in self._modules:
                 reference = self._reference()

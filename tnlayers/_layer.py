@@ -18,6 +18,7 @@ from ._execute import Program, compile_contraction, contract_weight, run_program
 from ._init import linear_default_std, variance_preserving_
 from ._network import Network
 from ._plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy, plan
+from ._weight_cache import WeightCache
 
 __all__ = ["TNLinear"]
 
@@ -102,7 +103,10 @@ class TNLinear(nn.Module):
     Each network tensor is one `nn.Parameter` (in ``self.tensors``, keyed by tensor name), so
     optimisers, ``state_dict``, DDP, autocast and ``torch.compile`` work as for ``nn.Linear``.
     The contraction plan is computed once per (batch size, dtype, device, grad mode) and cached;
-    the forward pass then only issues torch calls.
+    the forward pass then only issues torch calls. In inference the materialised weight is cached
+    and reused only while the tensors are bit-identical to those it was built from, so no way of
+    changing a parameter can leave it stale; [`cached`][tnlayers.cached] skips even that check
+    inside an explicit block.
 
     Parameters
     ----------
@@ -184,8 +188,8 @@ class TNLinear(nn.Module):
         else:
             self.register_parameter("bias", None)
         # The inference weight cache is a plain attribute, never a buffer, so state_dict keys
-        # never depend on it (plans are cached at module level, keyed by the network).
-        self._weight_cache: tuple[tuple[object, ...], torch.Tensor] | None = None
+        # never depend on it; it checks its sources itself (see _weight_cache.py).
+        self._weight_cache = WeightCache()
         self.reset_parameters(generator=generator)
 
     # ------------------------------------------------------------------ construction helpers
@@ -196,7 +200,6 @@ class TNLinear(nn.Module):
             bound = math.sqrt(3.0) * linear_default_std(self.network.in_features)
             with torch.no_grad():
                 self.bias.uniform_(-bound, bound, generator=generator)
-        self._weight_cache = None
 
     @classmethod
     def from_tensors(
@@ -232,7 +235,6 @@ class TNLinear(nn.Module):
             self.tensors[name].copy_(value)
         if bias is not None and self.bias is not None:
             self.bias.copy_(bias)
-        self._weight_cache = None
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # Plan-registry ids are per process: re-derive ours after unpickling (torch.save of a
@@ -241,13 +243,21 @@ class TNLinear(nn.Module):
         self._config = _config_id(self.network, self.optimize, self.model, self._timing_context())
 
     def _values(self) -> list[torch.Tensor]:
-        """The tensors' parameters in network order.
+        """The tensors' values in network order (parametrised ones computed).
 
         ParameterDict sorts its keys, and its ``__getitem__`` costs microseconds per call, so
-        read its underlying dict by the network's tensor names.
+        read its underlying dict by the network's tensor names. A parametrised dict (see
+        ``torch.nn.utils.parametrize``) changes its class and computes its tensors on access.
         """
-        params = self.tensors._parameters
-        return [params[name] for name in self._names]  # type: ignore[misc]
+        tensors = self.tensors
+        if type(tensors) is nn.ParameterDict:
+            params = tensors._parameters
+            return [params[name] for name in self._names]  # type: ignore[misc]
+        return [getattr(tensors, name) for name in self._names]
+
+    def _cache_sources(self) -> list[torch.Tensor]:
+        """The tensors the materialised weight is a function of: what the cache checks."""
+        return self._values()
 
     def _reference(self) -> torch.Tensor:
         """A tensor with the network tensors' dtype, device and ``requires_grad``.
@@ -374,9 +384,6 @@ class TNLinear(nn.Module):
         torch.autograd.grad(loss, values)
 
     # ------------------------------------------------------------------ execution
-    def _parameters_key(self) -> tuple[object, ...]:
-        return tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in self.tensors.values())
-
     def to_dense(self) -> torch.Tensor:
         """The materialised weight, shape ``(out_features, in_features)``; differentiable."""
         return contract_weight(self.network, self.tensors, optimize=self.optimize)
@@ -384,17 +391,15 @@ class TNLinear(nn.Module):
     def _weight(
         self, program: Program, use_cache: bool, values: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
-        net = self.network
-        operands = self._values() if values is None else values
-        use_cache = use_cache and values is None
-        cacheable = use_cache and not torch.is_grad_enabled() and not _compiling()
-        if cacheable and self._weight_cache is not None:
-            key, weight = self._weight_cache
-            if key == self._parameters_key():
-                return weight
-        weight = weight_matrix(net, run_program(program, operands))
-        if cacheable:
-            self._weight_cache = (self._parameters_key(), weight)
+        if values is not None or not use_cache or _compiling():
+            operands = self._values() if values is None else values
+            return weight_matrix(self.network, run_program(program, operands))
+        sources = self._cache_sources()
+        needs_grad = torch.is_grad_enabled() and any(s.requires_grad for s in sources)
+        weight = self._weight_cache.lookup(sources, needs_grad)
+        if weight is None:
+            weight = weight_matrix(self.network, run_program(program, self._values()))
+            self._weight_cache.store(sources, weight, needs_grad)
         return weight
 
     def _timing_context(self) -> tuple[object, ...]:

@@ -85,7 +85,6 @@ class _MPOLayer(TNLinear):
                 )
             if self.bias is not None:
                 self.bias.zero_()
-        self._weight_cache = None
 
     # ------------------------------------------------------------------ analysis
     def mpo(self) -> MPO:

@@ -136,7 +136,6 @@ class QubitCircuitLinear(TNLinear):
         real = dtype or torch.get_default_dtype()
         if real.is_complex:
             raise OptionError(f"dtype is the angles' real dtype, got {real}")
-        self._circuit_dtype = real if circuit.is_real else real.to_complex()
         self.circuit = circuit
         self.output = output
         # TNLinear makes one parameter per node; here the nodes are functions of the angles, so
@@ -154,7 +153,13 @@ class QubitCircuitLinear(TNLinear):
             return
         with torch.no_grad():
             self.angles.uniform_(-math.pi, math.pi, generator=generator)
-        self._weight_cache = None
+
+    @property
+    def _circuit_dtype(self) -> torch.dtype:
+        """The gates' dtype: the angles' (after ``.double()``, ``.to()``...), complex unless the
+        circuit is real."""
+        real = self.angles.dtype
+        return real if self.circuit.is_real else real.to_complex()
 
     @property
     def num_params(self) -> int:
@@ -180,9 +185,8 @@ class QubitCircuitLinear(TNLinear):
             requires_grad=self.angles.requires_grad,
         )
 
-    def _parameters_key(self) -> tuple[object, ...]:
-        a = self.angles
-        return (a._version, a.data_ptr(), a.dtype, a.device)
+    def _cache_sources(self) -> list[torch.Tensor]:
+        return [self.angles]
 
     def _timing_input(self, rows: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         return torch.randn(rows, self.in_features, dtype=dtype, device=device)
