@@ -90,7 +90,7 @@ def test_cost_report_prints_a_table_with_paths():
     text = str(tnlayers.cost(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2), batch=64))
     assert "parameters   288 vs dense 200,704" in text
     assert "sequential path" in text and "materialise path" in text
-    assert "chosen: " in text and "per training step" in text
+    assert "chosen (model): " in text and "per training step" in text
     assert "[batch,in] · [out,in] → [batch,out]" in text
 
 

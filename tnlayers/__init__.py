@@ -80,6 +80,7 @@ from ._qianets import PruningReport as PruningReport
 from ._qianets import anneal_factorize as anneal_factorize
 from ._qianets import qianets_prune as qianets_prune
 from ._qubit_layers import QubitCircuitLinear as QubitCircuitLinear
+from ._strategy import Decision as Decision
 from ._summary import compression_ratio as compression_ratio
 from ._summary import summary as summary
 from ._weight_cache import cached as cached
@@ -101,6 +102,7 @@ __all__ = [
     "Contraction",
     "Correlation",
     "CostReport",
+    "Decision",
     "Factorization",
     "FineTuneResult",
     "GivensCircuit",

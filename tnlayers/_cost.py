@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ from ._plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy, plan
 __all__ = ["CostReport", "cost"]
 
 Mode = Literal["training", "inference"]
+Basis = Literal["model", "forced", "timed", "untimed"]
 
 
 def _si(value: float) -> str:
@@ -45,12 +47,20 @@ class CostReport:
         The chosen strategy, or the forced one.
     reason
         Why it was chosen.
+    basis
+        What decided: ``"model"`` (the cost model's prediction), ``"forced"``, ``"timed"``
+        (a layer timed both on this machine) or ``"untimed"`` (a layer will time both on its
+        first call at this size; the prediction is shown until then).
+    measured_s
+        Seconds per call of each strategy where a layer timed them, else ``None``.
     """
 
     plan: Plan
     mode: Mode
     strategy: Strategy
     reason: str
+    basis: Basis = "model"
+    measured_s: Mapping[Strategy, float] | None = None
 
     @property
     def network(self) -> Network:
@@ -85,6 +95,8 @@ class CostReport:
             "saved_for_backward_bytes": sp.saved_elements * item,
             "predicted_time_s": self.plan.time(name, training=False),
             "predicted_training_time_s": self.plan.time(name, training=True),
+            "measured_time_s": None if self.measured_s is None else self.measured_s[name],
+            "forms_dense_weight": sp.forms_dense_weight,
             "paths": [
                 {"operands": list(c.names), "equation": c.equation(), "path": c.path}
                 for c in sp.contractions
@@ -121,6 +133,7 @@ class CostReport:
             "dense_params": self.dense_params,
             "compression_ratio": self.compression_ratio,
             "strategy": self.strategy,
+            "decided_by": self.basis,
             "reason": self.reason,
             "flops": chosen["flops"],
             "training_flops": chosen["training_flops"],
@@ -164,7 +177,16 @@ class CostReport:
                 f"{d['predicted_time_s'] * 1e3:>10.3g}ms"
                 f"{d['predicted_training_time_s'] * 1e3:>11.3g}ms"
             )
-        lines += ["", f"  chosen: {self.reason}"]
+        lines += ["", f"  chosen ({self.basis}): {self.reason}"]
+        for name in STRATEGIES:
+            sp = self.plan.strategies[name]
+            if name == "sequential" and sp.forms_dense_weight:
+                lines.append(
+                    f"  note: this sequential path contracts the tensors into an intermediate "
+                    f"without the batch of {_si(sp.weight_sized_elements)} elements, at least "
+                    f"the dense weight's {_si(sp.dense_size)}: it "
+                    "materialises the weight mid-way"
+                )
         width = (
             max(len(step.describe()) for sp in self.plan.strategies.values() for step in sp.steps)
             + 2
@@ -248,6 +270,7 @@ def cost(
     elif strategy in STRATEGIES:
         chosen = strategy
         reason = f"{strategy}: forced by the caller"
+        return CostReport(the_plan, mode, chosen, reason, "forced")
     else:
         raise OptionError(
             f"strategy must be 'auto', 'sequential' or 'materialise', got {strategy!r}"

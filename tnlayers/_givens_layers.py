@@ -17,6 +17,9 @@ from ._plan import MachineModel
 
 __all__ = ["GivensLinear"]
 
+# Schedules a layer keeps (per batch size, grad mode, device, dtype); the oldest goes first.
+_MAX_SCHEDULES = 64
+
 Layout = Literal["v", "reck", "clements"]
 Output = Literal["amplitudes", "probabilities"]
 
@@ -147,6 +150,8 @@ class GivensLinear(nn.Module):
             strategy = self.strategy
             if strategy == "auto":
                 strategy = plan.choose(batch, training, model, key[3])
+            if len(self._schedules) >= _MAX_SCHEDULES:  # bounded: batch sizes can vary freely
+                del self._schedules[next(iter(self._schedules))]
             found = self._schedules[key] = (plan, strategy)
         return found
 

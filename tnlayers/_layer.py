@@ -6,95 +6,37 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from functools import lru_cache, partial
-from typing import Literal
+from functools import partial
 
 import torch
 from torch import nn
 
-from ._cost import CostReport, Mode, cost
+from ._cost import CostReport, Mode
 from ._errors import ArgumentTypeError, OptionError, ShapeError
-from ._execute import Program, compile_contraction, contract_weight, run_program, weight_matrix
+from ._execute import Program, contract_weight, run_program, weight_matrix
 from ._init import linear_default_std, variance_preserving_
 from ._network import Network
-from ._plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy, plan
+from ._plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy
+from ._strategy import (
+    REGISTRY,
+    STRATEGY_OPTIONS,
+    Decision,
+    Execution,
+    StrategyOption,
+    Timing,
+    close_call,
+    decide,
+    execution,
+    plan_for,
+    programs,
+)
 from ._weight_cache import WeightCache
 
 __all__ = ["TNLinear"]
 
-StrategyOption = Literal["auto", "model", "autotune", "sequential", "materialise"]
-
-# "auto" times both strategies once when the model's predictions are closer than this factor.
-AUTO_TIMING_MARGIN = 1.5
-
-
-_CONFIG_IDS: dict[tuple[object, ...], int] = {}
-_CONFIGS: list[tuple[Network, OptimizeKind, MachineModel | None]] = []
-# Timed choices per (config, batch, dtype, device type, grad mode); None: the model decides.
-_TIMED: dict[tuple[object, ...], Strategy | None] = {}
-
-Execution = tuple[Strategy, tuple[Program, ...]]
-
-
-def _config_id(
-    network: Network,
-    optimize: OptimizeKind,
-    model: MachineModel | None,
-    context: tuple[object, ...] = (),
-) -> int:
-    """A small integer naming (network, optimiser, model): plans are looked up by constants.
-
-    ``context`` separates layers whose timings differ for the same network (a convolution's
-    geometry), so that one's timed choice is never reused for another.
-    """
-    key = (network, optimize, model, context)
-    if key not in _CONFIG_IDS:
-        _CONFIG_IDS[key] = len(_CONFIGS)
-        _CONFIGS.append((network, optimize, model))
-    return _CONFIG_IDS[key]
-
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-def _itemsize(dtype_name: str) -> int:
-    return torch.empty((), dtype=getattr(torch, dtype_name)).element_size()
-
-
-def _plan_for(config: int, batch: int, dtype_name: str, device_type: str) -> Plan:
-    network, optimize, model = _CONFIGS[config]
-    return plan(
-        network,
-        batch,
-        optimize=optimize,
-        model=model or MachineModel.for_device(device_type),
-        itemsize=_itemsize(dtype_name),
-    )
-
-
-@lru_cache(maxsize=4096)
-def _execution_cached(
-    config: int, batch: int, dtype_name: str, device_type: str, training: bool, strategy: str
-) -> Execution:
-    the_plan = _plan_for(config, batch, dtype_name, device_type)
-    if strategy in STRATEGIES:
-        chosen: Strategy = strategy  # type: ignore[assignment]
-    else:
-        timed = _TIMED.get((config, batch, dtype_name, device_type, training))
-        use_timing = strategy in ("auto", "autotune") and timed is not None
-        chosen = timed if use_timing else the_plan.choose(training)  # type: ignore[assignment]
-    programs = tuple(compile_contraction(c) for c in the_plan.strategies[chosen].contractions)
-    return chosen, programs
-
-
-@torch.compiler.assume_constant_result
-def _execution(
-    config: int, batch: int, dtype_name: str, device_type: str, training: bool, strategy: str
-) -> Execution:
-    # Under torch.compile this runs once at trace time and its result (strings and integers)
-    # is baked into the graph, so planning never shows up in compiled code.
-    return _execution_cached(config, batch, dtype_name, device_type, training, strategy)
 
 
 class TNLinear(nn.Module):
@@ -164,7 +106,7 @@ class TNLinear(nn.Module):
             raise ArgumentTypeError(
                 f"TNLinear needs a tnlayers.Network, got {type(network).__name__}"
             )
-        if strategy not in ("auto", "model", "autotune", *STRATEGIES):
+        if strategy not in STRATEGY_OPTIONS:
             raise OptionError(
                 f"unknown strategy {strategy!r}; choose 'auto', 'model', 'autotune', "
                 "'sequential' or 'materialise'"
@@ -173,7 +115,7 @@ class TNLinear(nn.Module):
         self.strategy: StrategyOption = strategy
         self.optimize = optimize
         self.model = model
-        self._config = _config_id(network, optimize, model)
+        self._register_config(())
         self._names = network.tensor_names
         self._std = std
         factory = {"device": device, "dtype": dtype}
@@ -240,7 +182,16 @@ class TNLinear(nn.Module):
         # Plan-registry ids are per process: re-derive ours after unpickling (torch.save of a
         # whole model, spawn-based workers), or a plan of another network could be looked up.
         super().__setstate__(state)
-        self._config = _config_id(self.network, self.optimize, self.model, self._timing_context())
+        self._register_config()
+
+    def _register_config(self, context: tuple[object, ...] | None = None) -> None:
+        """Name this layer's planning configuration in the strategy registry.
+
+        ``context`` (default: ``_timing_context()``) is given where a subclass's attributes
+        are not set yet.
+        """
+        context = self._timing_context() if context is None else context
+        self._config = REGISTRY.acquire(self, (self.network, self.optimize, self.model, context))
 
     def _values(self) -> list[torch.Tensor]:
         """The tensors' values in network order (parametrised ones computed).
@@ -298,58 +249,102 @@ class TNLinear(nn.Module):
         first = self._reference()
         dtype = dtype or first.dtype
         device = torch.device(device) if device is not None else first.device
-        return _plan_for(self._config, batch, _dtype_name(dtype), device.type)
+        return plan_for(self._config, batch, _dtype_name(dtype), device.type)
 
-    def cost(self, batch: int = 64, *, mode: Mode = "training") -> CostReport:
-        """The [`cost`][tnlayers.cost] report of this layer's network with its settings."""
+    def decision(
+        self,
+        batch: int,
+        *,
+        training: bool | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        measure: bool = False,
+    ) -> Decision:
+        """The strategy this layer runs for ``batch`` rows, and why.
+
+        The same look-up the forward pass makes, so the answer is what runs. It never times
+        unless ``measure=True``: then, for ``strategy="auto"`` where the cost model's two
+        predictions are close (or ``"autotune"``), both strategies are timed now — as the first
+        forward pass at this size would — and the faster is recorded and run from then on.
+
+        Parameters
+        ----------
+        batch
+            Rows of the flattened input (all leading dimensions multiplied).
+        training
+            Rank a training step (default: whether gradients are enabled now).
+        dtype, device
+            Default: the parameters'.
+        measure
+            Time the strategies now if the decision needs a timing not yet made.
+        """
         first = self._reference()
-        return cost(
-            self.network,
-            batch,
-            mode=mode,
-            strategy=self.strategy if self.strategy in STRATEGIES else "auto",
-            itemsize=first.element_size(),
-            optimize=self.optimize,
-            model=self.model or MachineModel.for_device(first.device.type),
-        )
-
-    def chosen_strategy(self, batch: int, training: bool | None = None) -> Strategy:
-        """The strategy run for ``batch`` rows (grad mode: the current one by default)."""
         training = torch.is_grad_enabled() if training is None else training
-        first = self._reference()
-        return self._execution(batch, first.dtype, first.device, training)[0]
+        dtype = dtype or first.dtype
+        device = torch.device(device) if device is not None else first.device
+        if measure:
+            self._ensure_timed(batch, dtype, device, training)
+        return decide(self._config, batch, _dtype_name(dtype), device.type, training, self.strategy)
+
+    def cost(
+        self, batch: int = 64, *, mode: Mode = "training", measure: bool = False
+    ) -> CostReport:
+        """The [`cost`][tnlayers.cost] report of this layer at ``batch`` rows.
+
+        Its chosen strategy and reason are this layer's [`decision`][tnlayers.TNLinear.decision]:
+        what the forward pass runs (``measure=True`` times first where a timing decides).
+        """
+        if mode not in ("training", "inference"):
+            raise OptionError(f"mode must be 'training' or 'inference', got {mode!r}")
+        found = self.decision(batch, training=mode == "training", measure=measure)
+        measured = None if found.timing is None else dict(found.timing.seconds)
+        return CostReport(found.plan, mode, found.strategy, found.reason, found.basis, measured)
+
+    def chosen_strategy(
+        self, batch: int, training: bool | None = None, *, measure: bool = False
+    ) -> Strategy:
+        """The strategy run for ``batch`` rows (grad mode: the current one by default).
+
+        A look-up, never a timing unless ``measure=True``; see
+        [`decision`][tnlayers.TNLinear.decision].
+        """
+        return self.decision(batch, training=training, measure=measure).strategy
+
+    def _ensure_timed(
+        self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
+    ) -> None:
+        """Time both strategies for this key if the layer's option needs it and none was made."""
+        if self.strategy not in ("auto", "autotune"):
+            return
+        key = (self._config, batch, _dtype_name(dtype), device.type, training)
+        if REGISTRY.timing(key) is not False:
+            return
+        needs = self.strategy == "autotune" or self._close_call(key)
+        REGISTRY.record(key, self._autotune(batch, dtype, device, training) if needs else None)
 
     def _execution(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
     ) -> Execution:
-        dtype_name = _dtype_name(dtype)
-        key = (self._config, batch, dtype_name, device.type, training)
-        if self.strategy in ("auto", "autotune") and key not in _TIMED and not _compiling():
-            _TIMED[key] = (
-                self._autotune(batch, dtype, device, training)
-                if self.strategy == "autotune" or self._close_call(key)
-                else None
-            )
-        return _execution(*key, self.strategy)
+        if not _compiling():
+            self._ensure_timed(batch, dtype, device, training)
+        return execution(
+            self._config, batch, _dtype_name(dtype), device.type, training, self.strategy
+        )
 
-    def _close_call(self, key: tuple[object, ...]) -> bool:
+    def _close_call(self, key: tuple[int, int, str, str, bool]) -> bool:
         config, batch, dtype_name, device_type, training = key
-        the_plan = _plan_for(config, batch, dtype_name, device_type)  # type: ignore[arg-type]
-        times = [the_plan.time(name, bool(training)) for name in STRATEGIES]
-        return max(times) < AUTO_TIMING_MARGIN * min(times)
+        return close_call(plan_for(config, batch, dtype_name, device_type), training)
 
     def _autotune(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
-    ) -> Strategy:
+    ) -> Timing:
         x = self._timing_input(batch, dtype, device)
         dtype_name = _dtype_name(dtype)
         # Detached copies: timing must not touch the parameters' .grad.
         values = [p.detach().clone().requires_grad_(training) for p in self._values()]
         runs: dict[Strategy, Callable[[], object]] = {}
         for name in STRATEGIES:
-            execution = _execution_cached(
-                self._config, batch, dtype_name, device.type, training, name
-            )
+            execution = (name, programs(self._config, batch, dtype_name, device.type, name))
             if training:
                 runs[name] = partial(self._time_training_step, execution, x, values)
             elif name == "materialise":
@@ -372,8 +367,7 @@ class TNLinear(nn.Module):
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
                     samples[name].append(time.perf_counter() - start)
-        timings = {name: statistics.median(times) for name, times in samples.items()}
-        return min(timings, key=timings.__getitem__)
+        return Timing({name: statistics.median(times) for name, times in samples.items()})
 
     def _time_training_step(
         self, execution: Execution, x: torch.Tensor, values: list[torch.Tensor]

@@ -13,9 +13,10 @@ from torch.nn import functional as F  # noqa: N812
 from ._builders import Dims, mpo
 from ._cost import CostReport, Mode
 from ._errors import ArgumentTypeError, OptionError, ShapeError
-from ._layer import Execution, TNLinear, _compiling, _config_id
+from ._layer import TNLinear, _compiling
 from ._mpo import MPO, CanonicalForm, tt_svd
 from ._network import Network
+from ._strategy import Execution
 
 __all__ = ["MPOConv2d", "MPOLinear"]
 
@@ -310,7 +311,7 @@ class MPOConv2d(_MPOLayer):
         )
         self._last_image_size: tuple[int, int] | None = None
         self._timing_shape: tuple[int, ...] | None = None
-        self._config = _config_id(network, self.optimize, self.model, self._timing_context())
+        self._register_config()  # again: the geometry is part of what timing depends on
 
     def extra_repr(self) -> str:
         return (
@@ -397,7 +398,7 @@ class MPOConv2d(_MPOLayer):
     def _timing_context(self) -> tuple[object, ...]:
         return ("conv2d", self.kernel_size, self.stride, self.padding, self.dilation)
 
-    def _close_call(self, key: tuple[object, ...]) -> bool:
+    def _close_call(self, key: tuple[int, int, str, str, bool]) -> bool:
         # The cost model does not count the unfold copy of the sequential path, so "auto"
         # always times both real paths once per input size.
         return True

@@ -271,6 +271,25 @@ class StrategyPlan:
 
     name: Strategy
     contractions: tuple[Contraction, ...]
+    dense_size: int = 0
+
+    @property
+    def weight_sized_elements(self) -> int:
+        """Elements of the largest intermediate that carries no batch leg."""
+        return max(
+            (step.size for step in self.steps if BATCH not in step.output),
+            default=0,
+        )
+
+    @property
+    def forms_dense_weight(self) -> bool:
+        """Whether the path builds, without the batch, a tensor at least as large as ``W``.
+
+        Always true of *materialise*; a *sequential* path for which it is true (contracting
+        the tensors among themselves before the input meets them, as a tensor ring at a large
+        batch does) also materialises the weight mid-way, whatever its name says.
+        """
+        return self.dense_size > 0 and self.weight_sized_elements >= self.dense_size
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -365,14 +384,17 @@ class Plan:
             self.strategies[other].training_flops if training else self.strategies[other].flops
         )
         what = "training step" if training else "forward pass"
-        flop_note = (
-            f"despite {f_best / f_other:.2g}× the FLOPs"
-            if f_best > f_other
-            else f"with {f_other / max(f_best, 1):.2g}× fewer FLOPs"
-        )
+        speed = t_other / t_best
+        speed_note = "within 5 %" if speed < 1.05 else f"{speed:.2g}× faster"
+        if max(f_best, f_other) < 1.05 * max(min(f_best, f_other), 1):
+            flop_note = "about the same FLOPs"
+        elif f_best > f_other:
+            flop_note = f"despite {f_best / f_other:.2g}× the FLOPs"
+        else:
+            flop_note = f"with {f_other / max(f_best, 1):.2g}× fewer FLOPs"
         return (
             f"{best}: predicted {t_best * 1e3:.3g} ms vs {t_other * 1e3:.3g} ms per {what} "
-            f"({t_other / t_best:.2g}× faster, {flop_note})"
+            f"for {other} ({speed_note}, {flop_note}; decided by the cost model)"
         )
 
 
@@ -420,13 +442,15 @@ def _plan_cached(
     itemsize: int,
     input_requires_grad: bool,
 ) -> Plan:
+    dense = network.padded_in_features * network.padded_out_features
     strategies: dict[Strategy, StrategyPlan] = {
         "sequential": StrategyPlan(
-            "sequential", (_sequential(network, batch, input_requires_grad, optimize),)
+            "sequential", (_sequential(network, batch, input_requires_grad, optimize),), dense
         ),
         "materialise": StrategyPlan(
             "materialise",
             (_weight(network, optimize), _gemm(network, batch, input_requires_grad)),
+            dense,
         ),
     }
     return Plan(network, batch, strategies, model, itemsize, input_requires_grad)

@@ -11,7 +11,8 @@ import torch
 from ._circuits import QubitCircuit
 from ._errors import ArgumentTypeError, OptionError, ShapeError
 from ._execute import contract_weight
-from ._layer import StrategyOption, TNLinear
+from ._layer import TNLinear
+from ._strategy import StrategyOption
 
 __all__ = ["QubitCircuitLinear", "qubit_gate_tensors"]
 

@@ -1,0 +1,217 @@
+"""One owner of the strategy choice: what cost(), summary() and compress() report is what runs."""
+
+import gc
+import re
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+import tnlayers
+from tnlayers import MPOConv2d, MPOLinear, TNLinear
+from tnlayers._strategy import REGISTRY, _Registry
+
+MPO_CASES = [
+    ((4, 4), (4, 4), 2),
+    ((4, 4), (4, 4), 8),
+    ((4, 7, 7, 4), (4, 4, 4, 4), 2),
+    ((4, 7, 7, 4), (4, 4, 4, 4), 8),
+    ((4, 8, 8, 4), (4, 8, 8, 4), 4),
+    ((2,) * 6, (2,) * 6, 4),
+    ((8, 8), (4, 4), 16),
+]
+BATCHES = [1, 256]
+
+
+def _ran(monkeypatch) -> list[str]:
+    """Record the strategy of every execution a layer runs."""
+    seen: list[str] = []
+    original = TNLinear._run
+
+    def spy(self, execution, *args, **kwargs):
+        seen.append(execution[0])
+        return original(self, execution, *args, **kwargs)
+
+    monkeypatch.setattr(TNLinear, "_run", spy)
+    return seen
+
+
+@pytest.mark.parametrize(("in_dims", "out_dims", "bond"), MPO_CASES)
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("mode", ["training", "inference"])
+def test_cost_chosen_strategy_and_summary_report_what_runs(
+    monkeypatch, in_dims, out_dims, bond, batch, mode
+):
+    layer = TNLinear(tnlayers.mpo(in_dims, out_dims, bond))  # strategy="auto": may time
+    x = torch.randn(batch, layer.in_features)
+    seen = _ran(monkeypatch)
+    with torch.set_grad_enabled(mode == "training"):
+        layer(x)
+        ran = seen[-1]
+        report = layer.cost(batch, mode=mode)
+        assert report.strategy == ran
+        assert report.basis in ("model", "timed")  # decided: nothing left to time
+        assert layer.chosen_strategy(batch) == ran
+        assert layer.decision(batch).strategy == ran
+    layer.train(mode == "training")
+    line = next(r for r in tnlayers.summary(layer, batch=batch).splitlines() if "TNLinear" in r)
+    assert f" {ran} " in line
+    assert report.to_dict()["decided_by"] == report.basis
+
+
+def test_querying_never_times(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a query timed the strategies")
+
+    monkeypatch.setattr(TNLinear, "_autotune", forbidden)
+    layer = TNLinear(tnlayers.mpo((4, 4, 4), (4, 4, 4), 3), strategy="autotune")
+    for batch in (1, 33, 512):
+        report = layer.cost(batch)
+        assert report.basis == "untimed"
+        assert "first call at this size times both" in report.reason
+        layer.chosen_strategy(batch, training=False)
+    tnlayers.summary(nn.Sequential(layer), batch=7)
+    conv = MPOConv2d(3, 4, 3, bond=2)
+    conv.cost(2, image_size=(8, 8))
+    tnlayers.compress(nn.Sequential(nn.Linear(16, 16)), "mpo", bond=2, batch=4)
+
+
+def test_measure_times_now_and_forward_then_agrees(monkeypatch):
+    layer = TNLinear(tnlayers.mpo((4, 4, 4), (4, 4, 4), 3), strategy="autotune")
+    calls = []
+    original = TNLinear._autotune
+    monkeypatch.setattr(
+        TNLinear, "_autotune", lambda self, *a: calls.append(a) or original(self, *a)
+    )
+    report = layer.cost(48, mode="inference", measure=True)
+    assert report.basis == "timed" and len(calls) == 1
+    assert set(report.measured_s) == {"sequential", "materialise"}
+    assert "timed on this machine" in report.reason
+    seen = _ran(monkeypatch)
+    with torch.no_grad():
+        layer(torch.randn(48, 64))
+    assert seen == [report.strategy] and len(calls) == 1  # forward reused the timing
+
+
+def test_forced_and_model_options_say_so():
+    net = tnlayers.mpo((4, 4), (4, 4), 2)
+    forced = TNLinear(net, strategy="sequential").cost(8)
+    assert forced.basis == "forced" and "forced" in forced.reason
+    model = TNLinear(net, strategy="model").cost(8)
+    assert model.basis == "model" and "cost model" in model.reason
+    assert tnlayers.cost(net, 8).basis == "model"
+
+
+def test_reasons_never_claim_a_one_fold_difference():
+    pattern = re.compile(r"(?<![\d.])1(\.0)?× (faster|fewer)")
+    for in_dims, out_dims, bond in MPO_CASES:
+        net = tnlayers.mpo(in_dims, out_dims, bond)
+        for batch in (1, 8, 64, 256, 1024, 4096):
+            for mode in ("training", "inference"):
+                reason = tnlayers.cost(net, batch, mode=mode).reason
+                assert not pattern.search(reason), reason
+
+
+def test_a_sequential_path_that_builds_the_weight_says_so():
+    # A tensor ring of four cores, each with one input and one output leg of size 4, bond 8.
+    cores = ", ".join(f"b{k} i{k} o{k} b{(k + 1) % 4}" for k in range(4))
+    ring = tnlayers.Network.from_einsum(
+        f"{cores} : i0 i1 i2 i3 -> o0 o1 o2 o3",
+        sizes={**{f"{s}{k}": 4 for s in "io" for k in range(4)}, **{f"b{k}": 8 for k in range(4)}},
+    )
+    report = tnlayers.cost(ring, 1024)
+    sequential = report.plan.strategies["sequential"]
+    no_batch = [s.size for s in sequential.steps if "·batch" not in s.output]
+    assert sequential.forms_dense_weight == (max(no_batch, default=0) >= 256 * 256)
+    assert sequential.dense_size == 256 * 256
+    assert sequential.forms_dense_weight
+    assert "materialises the weight mid-way" in str(report)
+    assert report.to_dict()["strategies"]["sequential"]["forms_dense_weight"] is True
+    small = tnlayers.cost(tnlayers.mpo((4, 4), (4, 4), 2), 1024)
+    assert not small.plan.strategies["sequential"].forms_dense_weight
+    assert "mid-way" not in str(small)
+
+
+def test_configurations_live_only_as_long_as_their_layers():
+    gc.collect()
+    before = len(REGISTRY)
+    layers = [TNLinear(tnlayers.mpo((2, 3 + k), (2, 2), 2)) for k in range(20)]
+    assert len(REGISTRY) == before + 20
+    shared = [TNLinear(tnlayers.mpo((2, 3), (2, 2), 2)) for _ in range(5)]
+    assert len(REGISTRY) == before + 20  # the same configuration is shared
+    del layers, shared
+    gc.collect()
+    assert len(REGISTRY) == before
+
+
+def test_timing_and_execution_registries_are_bounded():
+    registry = _Registry(max_timings=3, max_executions=2)
+    for k in range(10):
+        registry.record((0, k, "float32", "cpu", True), None)
+        registry.store_execution((0, k, "float32", "cpu", True), "auto", ("sequential", ()))
+    assert registry.timings_size() == 3
+    assert len(registry._executions) == 2
+
+
+def test_layers_run_correctly_from_several_threads():
+    layers = [
+        TNLinear(tnlayers.mpo((4, 4, 4), (4, 4, 4), 3), strategy="autotune") for _ in range(4)
+    ]
+    errors: list[BaseException] = []
+
+    def work(layer):
+        try:
+            for batch in (3, 17, 64):
+                x = torch.randn(batch, 64)
+                with torch.no_grad():
+                    y = layer(x)
+                torch.testing.assert_close(y, x @ layer.to_dense().T + layer.bias)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(layer,)) for layer in layers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_compress_report_counts_the_strategy_that_runs(monkeypatch):
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64))
+    small, report = tnlayers.compress(model, "mpo", bond=2)
+    seen = _ran(monkeypatch)
+    with torch.no_grad():
+        small.eval()(torch.randn(report.batch, 64))
+    for entry, module in zip(report.layers, [small[0], small[2]], strict=True):
+        expected = module.cost(report.batch, mode="inference").to_dict()["flops"]
+        assert entry.flops_after == expected
+    assert seen == [m.chosen_strategy(report.batch, training=False) for m in (small[0], small[2])]
+
+
+@pytest.mark.slow
+def test_compiled_code_never_consults_the_registry(monkeypatch):
+    # Plans are looked up by integers and strings inside a torch.compiler.assume_constant_result
+    # function: under torch.compile the look-up runs once at trace time and is baked into the
+    # graph. If it ever ran per call, compiled code would depend on mutable registries.
+    layer = MPOLinear(64, 64, bond=4, strategy="model")
+    compiled = torch.compile(layer, fullgraph=True, dynamic=True)
+    x = torch.randn(24, 64)
+    torch.testing.assert_close(compiled(x), layer(x), rtol=1e-5, atol=1e-5)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("compiled code consulted the strategy registry")
+
+    monkeypatch.setattr(tnlayers._strategy, "decide", forbidden)
+    monkeypatch.setattr(tnlayers._strategy.REGISTRY, "execution", forbidden)
+    x2 = torch.randn(28, 64)  # same power-of-two bucket: no retrace
+    torch.testing.assert_close(compiled(x2), x2 @ layer.to_dense().T + layer.bias)
+
+
+def test_givens_schedules_are_bounded():
+    layer = tnlayers.GivensLinear(8)
+    with torch.no_grad():
+        for batch in range(1, 150):
+            layer(torch.randn(batch, 8))
+    assert len(layer._schedules) <= 64
