@@ -216,7 +216,7 @@ def cost(
     mode: Mode = "training",
     strategy: Strategy | Literal["auto"] = "auto",
     itemsize: int = 4,
-    optimize: OptimizeKind = "auto-hq",
+    optimize: OptimizeKind = "best",
     model: MachineModel | None = None,
     input_requires_grad: bool = True,
 ) -> CostReport:

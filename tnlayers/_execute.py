@@ -211,7 +211,7 @@ def run_program(program: Program, operands: Sequence[torch.Tensor]) -> torch.Ten
 
 
 @lru_cache(maxsize=256)
-def weight_program(network: Network, optimize: str = "auto-hq") -> Program:
+def weight_program(network: Network, optimize: str = "best") -> Program:
     """The (cached) program contracting the tensors into ``[*outputs, *inputs]``."""
     return compile_contraction(
         plan(network, 1, optimize=optimize).strategies["materialise"].contractions[0]
@@ -222,7 +222,7 @@ def contract_weight(
     network: Network,
     tensors: Mapping[str, torch.Tensor],
     *,
-    optimize: str = "auto-hq",
+    optimize: str = "best",
 ) -> torch.Tensor:
     """Materialise the dense weight of ``network`` from tensor values.
 

@@ -94,7 +94,7 @@ class TNLinear(nn.Module):
         bias: bool = True,
         *,
         strategy: StrategyOption = "auto",
-        optimize: OptimizeKind = "auto-hq",
+        optimize: OptimizeKind = "best",
         std: float | None = None,
         model: MachineModel | None = None,
         device: torch.device | str | None = None,

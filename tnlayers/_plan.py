@@ -24,6 +24,7 @@ import opt_einsum
 
 from ._errors import NetworkSpecError
 from ._network import Network
+from ._paths import best_path
 
 __all__ = [
     "BATCH",
@@ -208,10 +209,13 @@ def _contract(
     requires_grad: Sequence[bool],
     optimize: OptimizeKind,
 ) -> Contraction:
-    probe = Contraction(tuple(names), tuple(operands), output, dict(sizes), ())
-    path, _ = opt_einsum.contract_path(
-        probe.equation(), *probe.shapes(), shapes=True, optimize=optimize
-    )
+    if isinstance(optimize, str) and optimize == "best":
+        path = best_path(operands, output, sizes, 0 if names[0] == "x" else None)
+    else:
+        probe = Contraction(tuple(names), tuple(operands), output, dict(sizes), ())
+        path, _ = opt_einsum.contract_path(
+            probe.equation(), *probe.shapes(), shapes=True, optimize=optimize
+        )
     current = [
         (tuple(legs), bool(grad)) for legs, grad in zip(operands, requires_grad, strict=True)
     ]
@@ -460,7 +464,7 @@ def plan(
     network: Network,
     batch: int,
     *,
-    optimize: OptimizeKind = "auto-hq",
+    optimize: OptimizeKind = "best",
     model: MachineModel | None = None,
     itemsize: int = 4,
     input_requires_grad: bool = True,
@@ -474,7 +478,8 @@ def plan(
     batch
         Number of input rows (all leading dimensions of the input, multiplied).
     optimize
-        opt_einsum path optimiser (``"optimal"``, ``"dp"``, ``"auto-hq"``, a `PathOptimizer`...).
+        Path optimiser: ``"best"`` (default; deterministic, see the Concepts page) or any of
+        opt_einsum's (``"optimal"``, ``"dp"``, ``"auto-hq"``, a `PathOptimizer`...).
     model
         Machine model ranking the strategies (default: the CPU model).
     itemsize

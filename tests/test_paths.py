@@ -1,0 +1,116 @@
+"""The default path optimiser "best": deterministic in every process, never worse than dp."""
+
+import os
+import subprocess
+import sys
+
+import opt_einsum
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tnlayers
+from tnlayers._paths import _sweep, best_path, path_flops
+from tnlayers._plan import BATCH
+from tnlayers.testing import random_network
+
+
+def _ring(n: int, leg: int = 2, bond: int = 3) -> tnlayers.Network:
+    cores = ", ".join(f"b{k} i{k} o{k} b{(k + 1) % n}" for k in range(n))
+    ins, outs = " ".join(f"i{k}" for k in range(n)), " ".join(f"o{k}" for k in range(n))
+    sizes = {
+        **{f"{s}{k}": leg for s in "io" for k in range(n)},
+        **{f"b{k}": bond for k in range(n)},
+    }
+    return tnlayers.Network.from_einsum(f"{cores} : {ins} -> {outs}", sizes)
+
+
+def _sequential(net: tnlayers.Network, batch: int):
+    operands = [(BATCH, *net.inputs), *(net.legs(t) for t in net.tensor_names)]
+    return operands, (BATCH, *net.outputs), {**net.sizes, BATCH: batch}
+
+
+def _opt_einsum_flops(operands, output, sizes, optimize) -> int:
+    symbols = {leg: opt_einsum.get_symbol(k) for k, leg in enumerate(sizes)}
+    equation = ",".join("".join(symbols[leg] for leg in ops) for ops in operands)
+    equation += "->" + "".join(symbols[leg] for leg in output)
+    shapes = [tuple(sizes[leg] for leg in ops) for ops in operands]
+    _, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=optimize)
+    return int(info.opt_cost)
+
+
+_PLANS_SCRIPT = """
+import tnlayers
+nets = [tnlayers.mpo((2,) * 16, (2,) * 16, 4), tnlayers.mpo((3, 4, 5, 2, 3), (2, 2, 3, 4, 5), 3)]
+for net in nets:
+    for batch in (1, 64, 1024):
+        p = tnlayers.plan(net, batch)
+        print([c.path for s in p.strategies.values() for c in s.contractions])
+"""
+
+
+@pytest.mark.slow
+def test_the_same_plan_in_every_process():
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", _PLANS_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize("batch", [1, 64, 1024])
+def test_long_mpo_matches_dp_and_beats_the_sweep(batch):
+    # The case where "auto-hq" was 1.3× / 2× / 5.3× the optimum.
+    operands, output, sizes = _sequential(tnlayers.mpo((2,) * 16, (2,) * 16, 4), batch)
+    ours = path_flops(operands, output, sizes, best_path(operands, output, sizes, 0))
+    assert ours <= 1.05 * _opt_einsum_flops(operands, output, sizes, "dp")
+    assert ours <= path_flops(operands, output, sizes, _sweep(0, range(1, len(operands))))
+
+
+@pytest.mark.parametrize("batch", [1, 1024])
+def test_ring_matches_dp(batch):
+    operands, output, sizes = _sequential(_ring(14), batch)
+    ours = path_flops(operands, output, sizes, best_path(operands, output, sizes, 0))
+    assert ours <= 1.05 * _opt_einsum_flops(operands, output, sizes, "dp")
+
+
+@settings(max_examples=12)
+@given(
+    st.integers(2, 24),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 5),
+    st.sampled_from([1, 7, 256]),
+)
+def test_chains_of_up_to_24_tensors_never_lose_to_a_sweep(cores, leg_in, leg_out, bond, batch):
+    net = tnlayers.mpo((leg_in,) * cores, (leg_out,) * cores, bond)
+    operands, output, sizes = _sequential(net, batch)
+    ours = path_flops(operands, output, sizes, best_path(operands, output, sizes, 0))
+    for order in (range(1, len(operands)), range(len(operands) - 1, 0, -1)):
+        assert ours <= path_flops(operands, output, sizes, _sweep(0, order))
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1, 32]))
+def test_random_networks_within_5_percent_of_dp_and_optimal(seed, batch):
+    net = random_network(seed, max_tensors=6)
+    operands, output, sizes = _sequential(net, batch)
+    path = best_path(operands, output, sizes, 0)
+    ours = path_flops(operands, output, sizes, path)
+    assert ours == _opt_einsum_flops(operands, output, sizes, path)  # opt_einsum's own count
+    for reference in ("dp", "optimal"):
+        assert ours <= 1.05 * _opt_einsum_flops(operands, output, sizes, reference)
+
+
+def test_other_optimisers_still_pass_through():
+    net = tnlayers.mpo((4, 4, 4), (4, 4, 4), 3)
+    for optimize in ("greedy", "optimal", "dp", opt_einsum.DynamicProgramming()):
+        layer = tnlayers.TNLinear(net, optimize=optimize)
+        assert layer.plan(8).strategies["sequential"].flops > 0
