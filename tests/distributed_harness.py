@@ -1,0 +1,79 @@
+"""Run distributed test jobs in plain worker processes, never inside the pytest process.
+
+Why not ``torch.multiprocessing.spawn``: its workers are children of the pytest process and
+share its multiprocessing machinery (resource tracker, inherited environment, the compile
+workers and thread pools earlier tests started), and a worker that died or blocked left the
+other waiting in gloo's rendezvous until a deadline: the intermittent hang of the DDP test
+inside the full suite. Here each rank is a fresh ``python distributed_workers.py`` process with
+a controlled environment (one thread, gloo on the loopback interface), the ranks meet through a
+TCP store on 127.0.0.1 whose port rank 0 picks and publishes, and the parent waits with a
+deadline, kills every rank if one fails or the time runs out, and reports the ranks' output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+WORKERS = Path(__file__).with_name("distributed_workers.py")
+
+
+def run_job(job: str, world: int = 2, timeout: float = 120.0) -> list[object]:
+    """Run ``job`` of ``distributed_workers.py`` on ``world`` ranks; return each rank's result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "GLOO_SOCKET_IFNAME": "lo",
+            "TORCHINDUCTOR_COMPILE_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        logs = [Path(tmp) / f"log-{rank}.txt" for rank in range(world)]
+        handles = [log.open("w") for log in logs]
+        processes = [
+            subprocess.Popen(
+                [sys.executable, str(WORKERS), job, str(rank), str(world), tmp],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+            for rank, handle in enumerate(handles)
+        ]
+        deadline = time.monotonic() + timeout
+        failure = None
+        try:
+            while any(p.poll() is None for p in processes):
+                if any(p.returncode not in (None, 0) for p in processes):
+                    failure = "a rank failed"
+                    break
+                if time.monotonic() > deadline:
+                    failure = f"the ranks did not finish within {timeout:.0f} s"
+                    break
+                time.sleep(0.05)
+            else:
+                if any(p.returncode != 0 for p in processes):
+                    failure = "a rank failed"
+        finally:
+            for p in processes:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            for handle in handles:
+                handle.close()
+        if failure is not None:
+            output = "\n".join(
+                f"--- rank {rank} (exit {p.returncode}) ---\n{log.read_text()}"
+                for rank, (p, log) in enumerate(zip(processes, logs, strict=True))
+            )
+            raise AssertionError(f"distributed job {job!r}: {failure}\n{output}")
+        return [
+            torch.load(Path(tmp) / f"result-{rank}.pt", weights_only=False) for rank in range(world)
+        ]
