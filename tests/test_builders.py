@@ -82,8 +82,10 @@ def test_mpo_errors():
         tnlayers.mpo((4, 7), (4, 4, 4), 2)
     with pytest.raises(NetworkSpecError, match=r"3 cores has 2 bonds, got bond=\(2, 2, 2\)"):
         tnlayers.mpo((2, 2, 2), (2, 2, 2), (2, 2, 2))
-    with pytest.raises(NetworkSpecError, match=r"bond b1 must be a positive integer, got 0"):
+    with pytest.raises(NetworkSpecError, match=r"bond must be a positive integer, got 0"):
         tnlayers.mpo((2, 2), (2, 2), 0)
+    with pytest.raises(NetworkSpecError, match=r"bond b2 must be a positive integer, got 0"):
+        tnlayers.mpo((2, 2, 2), (2, 2, 2), (3, 0))
 
 
 @given(st.integers(1, 5000), st.integers(1, 5))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._errors import NetworkSpecError
+from ._errors import ArgumentTypeError, NetworkSpecError
 from ._factorize import factorize, kronecker_factors
 from ._network import Network
 
@@ -14,20 +14,46 @@ __all__ = ["kronecker", "low_rank", "mpo"]
 Dims = int | Sequence[int]
 
 
+def _is_count(value: object) -> bool:
+    """A positive ``int`` (``bool`` is an ``int`` to Python, never a size here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_dims(name: str, dims: object) -> None:
+    """``dims`` is a positive integer or a non-empty sequence of them, else a clear error."""
+    if _is_count(dims):
+        return
+    if isinstance(dims, Sequence) and not isinstance(dims, str):
+        if dims and all(_is_count(d) for d in dims):
+            return
+        raise NetworkSpecError(f"{name} must be positive integers, got {tuple(dims)!r}")
+    if isinstance(dims, int) and not isinstance(dims, bool):
+        raise NetworkSpecError(f"{name} must be a positive integer, got {dims!r}")
+    raise ArgumentTypeError(
+        f"{name} must be a positive integer (a feature size) or a sequence of leg sizes, "
+        f"got {dims!r} ({type(dims).__name__})"
+    )
+
+
+def _check_count(name: str, value: object) -> None:
+    if not _is_count(value):
+        raise NetworkSpecError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _as_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
     """Leg sizes for ``dims`` and the feature size they serve (below the product if padded)."""
-    if isinstance(dims, int) and not isinstance(dims, bool):
+    _check_dims(name, dims)
+    if isinstance(dims, int):
         split = factorize(dims, parts)
         return split.dims, split.features
     dims = tuple(dims)
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
-        raise NetworkSpecError(f"{name} must be positive integers, got {dims!r}")
     return dims, math.prod(dims)
 
 
 def _kron_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
     """Like ``_as_dims``, but integers split by seed 000's rule (factors as large as possible)."""
-    if isinstance(dims, int) and not isinstance(dims, bool):
+    _check_dims(name, dims)
+    if isinstance(dims, int):
         return kronecker_factors(dims, parts), dims
     return _as_dims(name, dims, parts)
 
@@ -69,6 +95,10 @@ def mpo(
     >>> mpo((4, 7, 7, 4), (4, 4, 4, 4), 2).num_params  # seed 003's FC2 layer 1 at D = 2
     288
     """
+    _check_dims("in_dims", in_dims)
+    _check_dims("out_dims", out_dims)
+    if cores is not None:
+        _check_count("cores", cores)
     parts = cores if cores is not None else _default_parts(in_dims, out_dims)
     ins, in_features = _as_dims("in_dims", in_dims, parts)
     outs, out_features = _as_dims("out_dims", out_dims, parts)
@@ -78,7 +108,16 @@ def mpo(
             f"out_dims {outs} has {len(outs)} (use size-1 legs to even them out)"
         )
     n = len(ins)
-    bonds = (bond,) * (n - 1) if isinstance(bond, int) else tuple(bond)
+    if isinstance(bond, int) and not isinstance(bond, bool):
+        bonds: tuple[int, ...] = (bond,) * (n - 1)
+    elif isinstance(bond, Sequence) and not isinstance(bond, str):
+        bonds = tuple(bond)
+    else:
+        raise ArgumentTypeError(
+            f"bond must be a positive integer or one per bond, got {bond!r} ({type(bond).__name__})"
+        )
+    if n > 1 and isinstance(bond, int) and bond < 1:
+        raise NetworkSpecError(f"bond must be a positive integer, got {bond!r}")
     if len(bonds) != n - 1:
         raise NetworkSpecError(f"an MPO with {n} cores has {n - 1} bonds, got bond={bond!r}")
     for k, size in enumerate(bonds, start=1):
@@ -130,8 +169,11 @@ def kronecker(
     >>> kronecker((28, 28), (28, 28), terms=1).num_params
     1568
     """
-    if isinstance(terms, bool) or not isinstance(terms, int) or terms < 1:
-        raise NetworkSpecError(f"terms must be a positive integer, got {terms!r}")
+    _check_count("terms", terms)
+    _check_dims("in_dims", in_dims)
+    _check_dims("out_dims", out_dims)
+    if bodies is not None:
+        _check_count("bodies", bodies)
     parts = (
         bodies
         if bodies is not None

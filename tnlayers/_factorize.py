@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 from ._errors import NetworkSpecError
 
@@ -36,35 +37,106 @@ class Factorization:
         return self.padded - self.features
 
 
+def _divisors(n: int) -> list[int]:
+    """Every divisor of ``n``, ascending (trial division: about √n / 2 steps at most)."""
+    primes: dict[int, int] = {}
+    rest, p = n, 2
+    while p * p <= rest:
+        while rest % p == 0:
+            primes[p] = primes.get(p, 0) + 1
+            rest //= p
+        p += 1 if p == 2 else 2
+    if rest > 1:
+        primes[rest] = primes.get(rest, 0) + 1
+    divisors = [1]
+    for prime, power in primes.items():
+        divisors = [d * prime**e for d in divisors for e in range(power + 1)]
+    return sorted(divisors)
+
+
 def _best_split(
-    n: int, parts: int, better: Callable[[tuple[int, ...], tuple[int, ...]], bool]
+    n: int,
+    parts: int,
+    better: Callable[[tuple[int, ...], tuple[int, ...]], bool],
+    hopeless: Callable[[tuple[int, ...], int, int, tuple[int, ...]], bool],
+    largest_first: bool = False,
 ) -> tuple[int, ...]:
-    """The sorted split of ``n`` into ``parts`` factors that ``better`` prefers over all others."""
+    """The sorted split of ``n`` into ``parts`` factors that ``better`` prefers over all others.
+
+    Only divisors of ``n`` can be factors, so the search walks them (at most 1,344 for any size
+    below 10⁹) rather than every integer, and ``hopeless(chosen, rest, k, best)`` cuts branches
+    that cannot beat ``best`` (factors are chosen ascending; ``rest`` is left for ``k`` more).
+    ``largest_first`` tries the first (smallest) factor from the largest possible down, for
+    rules that want it large.
+    """
     best: tuple[int, ...] | None = None
+    divisors = _divisors(n)
 
     def search(rest: int, k: int, low: int, acc: tuple[int, ...]) -> None:
         nonlocal best
+        if best is not None and hopeless(acc, rest, k, best):
+            return
         if k == 1:
             if rest >= low:
                 cand = (*acc, rest)
                 if best is None or better(cand, best):
                     best = cand
             return
-        f = low
-        while f**k <= rest:
+        candidates = divisors[bisect.bisect_left(divisors, low) :]
+        if largest_first and not acc:
+            candidates = [f for f in reversed(candidates) if f**k <= rest]
+        for f in candidates:
+            if f**k > rest:
+                if largest_first and not acc:
+                    continue
+                break
             if rest % f == 0:
                 search(rest // f, k - 1, f, (*acc, f))
-            f += 1
 
     search(n, parts, 1, ())
     assert best is not None  # (1, ..., 1, n) always exists
     return best
 
 
-@cache
+def _smallest_fit(low: int, high: int, parts: int, cap: int) -> int | None:
+    """The smallest product of ``parts`` integers, each at most ``cap``, in ``[low, high]``."""
+    best: int | None = None
+
+    def search(need: int, k: int, largest: int, product: int) -> None:
+        # Factors are chosen in descending order, each at most ``largest``; their product so
+        # far is ``product`` and the rest must multiply to at least ``need``.
+        nonlocal best
+        if product * need > high or (best is not None and (product * need >= best or best == low)):
+            return  # cannot fit, or cannot beat the best product found
+        if k == 1:
+            factor = max(need, 1)
+            total = product * factor
+            if factor <= largest and total <= high and (best is None or total < best):
+                best = total
+            return
+        smallest = max(1, math.ceil(need ** (1.0 / k) - 1e-9))
+        for factor in range(min(largest, max(need, 1)), smallest - 1, -1):
+            search(-(-need // factor), k - 1, factor, product * factor)
+
+    search(low, parts, cap, 1)
+    return best
+
+
+@lru_cache(maxsize=1024)
 def _balanced(n: int, parts: int) -> tuple[int, ...]:
     """Factors of ``n`` into ``parts`` factors with the smallest largest factor, sorted."""
-    return _best_split(n, parts, lambda a, b: (max(a), -min(a)) < (max(b), -min(b)))
+    return _best_split(
+        n,
+        parts,
+        lambda a, b: (max(a), -min(a)) < (max(b), -min(b)),
+        # The largest factor is at least the k-th root of what is left; and with a smallest
+        # factor no larger than the best's, only a strictly smaller largest factor can win.
+        lambda chosen, rest, k, best: (
+            rest > best[-1] ** k
+            or (bool(chosen) and chosen[0] <= best[0] and rest > (best[-1] - 1) ** k)
+        ),
+        largest_first=True,
+    )
 
 
 def _mountain(sorted_dims: tuple[int, ...]) -> tuple[int, ...]:
@@ -108,19 +180,28 @@ def factorize(features: int, parts: int, *, max_padding: float = 0.1) -> Factori
     ideal = features ** (1.0 / parts)
     if max(exact) <= max(2.0 * ideal, 2) or parts == 1:
         return Factorization(features, _mountain(exact), features)
-    best_size, best = features, exact
-    for size in range(features + 1, features + math.ceil(max_padding * features) + 1):
-        cand = _balanced(size, parts)
-        if max(cand) < max(best):
-            best_size, best = size, cand
-    return Factorization(features, _mountain(best), best_size)
+    # The padded size: the smallest largest factor any size within the padding allows (the
+    # first cap with a fitting product), and the smallest such size.
+    limit = features + math.ceil(max_padding * features)
+    for cap in range(max(2, math.ceil(ideal - 1e-9)), max(exact)):
+        size = _smallest_fit(features + 1, limit, parts, cap)
+        if size is not None:
+            return Factorization(features, _mountain(_balanced(size, parts)), size)
+    return Factorization(features, _mountain(exact), features)
 
 
-@cache
+@lru_cache(maxsize=1024)
 def _largest(n: int, parts: int) -> tuple[int, ...]:
     """Factors of ``n`` into ``parts`` factors: the smallest as large as possible, then the
     largest as large as possible; ascending."""
-    return _best_split(n, parts, lambda a, b: (a[0], a[-1]) > (b[0], b[-1]))
+    return _best_split(
+        n,
+        parts,
+        lambda a, b: (a[0], a[-1]) > (b[0], b[-1]),
+        # The smallest factor is the first one chosen.
+        lambda chosen, rest, k, best: bool(chosen) and chosen[0] < best[0],
+        largest_first=True,
+    )
 
 
 def kronecker_factors(features: int, parts: int) -> tuple[int, ...]:

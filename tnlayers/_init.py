@@ -55,9 +55,13 @@ def variance_preserving_(
     sigma = (target**2 / summed) ** (1.0 / (2 * count))
     for name in network.tensor_names:
         tensors[name].normal_(0.0, sigma, generator=generator)
-    if network.dense_params <= _CHECK_LIMIT and target > 0:
+    # Not on the meta device (no values yet: to_empty() then reset_parameters() sets them).
+    on_meta = any(tensors[name].is_meta for name in network.tensor_names)
+    if network.dense_params <= _CHECK_LIMIT and target > 0 and not on_meta:
         weight = contract_weight(network, tensors)
-        realised = weight.double().pow(2).mean().sqrt().item()
+        # |w|², so that complex weights (variance split between real and imaginary parts)
+        # get nn.Linear's scale too.
+        realised = weight.abs().double().pow(2).mean().sqrt().item()
         if realised > 0:
             scale = (target / realised) ** (1.0 / count)
             for name in network.tensor_names:

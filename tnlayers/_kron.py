@@ -121,8 +121,14 @@ def nearest_kronecker(
             f"body sizes in {ins} × out {outs} make a {math.prod(outs)} × {math.prod(ins)} "
             f"weight, but the matrix is {out_features} × {in_features}"
         )
-    w = matrix.detach().to(torch.float64)
     m = len(ins)
+    if matrix.is_complex() and m > 2:
+        raise ShapeError(
+            f"nearest_kronecker of a complex matrix is supported for two bodies (an SVD); "
+            f"{m} bodies need a complex CP fit, which tnlayers does not provide: pass real "
+            "and imaginary parts separately, or use two bodies"
+        )
+    w = matrix.detach().to(torch.complex128 if matrix.is_complex() else torch.float64)
     # (j_1..j_M, i_1..i_M) -> modes (i_1, j_1), ..., (i_M, j_M)
     order = [p for k in range(m) for p in (m + k, k)]
     tensor = (
@@ -142,7 +148,9 @@ def nearest_kronecker(
         factors = _grow_cp(tensor, terms, iterations, tol)
     factors = _balance(factors)
     shaped = tuple(
-        f.reshape(-1, p, q).to(matrix.dtype if matrix.dtype.is_floating_point else torch.float64)
+        f.reshape(-1, p, q).to(
+            matrix.dtype if matrix.dtype.is_floating_point or matrix.is_complex() else torch.float64
+        )
         for f, p, q in zip(factors, ins, outs, strict=True)
     )
     dense = _dense([f.reshape(-1, p, q) for f, p, q in zip(factors, ins, outs, strict=True)])

@@ -234,8 +234,8 @@ class MPO:
             return Approximation(cut, 0.0)
         if self.is_padded:
             # Truncation can leak into padded rows and columns, which are cropped away again.
-            dense = self.to_dense().double()
-            error = float(torch.linalg.vector_norm(cut.to_dense().double() - dense))
+            dense = _f64([self.to_dense()])[0]
+            error = float(torch.linalg.vector_norm(_f64([cut.to_dense()])[0] - dense))
             return Approximation(cut, error / float(torch.linalg.vector_norm(dense)))
         return Approximation(cut, math.sqrt(discarded) / norm)
 
@@ -325,7 +325,8 @@ def tt_svd(
         rest = s[:keep, None] * vh[:keep]
         bond = keep
     result.append(rest.reshape(bond, outs[-1], ins[-1], 1))
-    dtype = matrix.dtype if matrix.dtype.is_floating_point else torch.get_default_dtype()
+    exact_dtype = matrix.dtype.is_floating_point or matrix.dtype.is_complex
+    dtype = matrix.dtype if exact_dtype else torch.get_default_dtype()
     exact = MPO(tuple(result), in_features, out_features)
     if norm == 0:
         error = 0.0
@@ -339,7 +340,10 @@ def tt_svd(
 
 # ---------------------------------------------------------------------- helpers
 def _f64(cores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [c.detach().to(torch.float64) for c in cores]
+    """Detached copies in double precision: float64, or complex128 for complex cores (the
+    imaginary part is never dropped)."""
+    complex_ = any(c.is_complex() for c in cores)
+    return [c.detach().to(torch.complex128 if complex_ else torch.float64) for c in cores]
 
 
 def _check_truncation(max_bond: int | None, rel_tol: float | None) -> None:
@@ -389,9 +393,10 @@ def _orthonormalise_right(cores: list[torch.Tensor]) -> list[torch.Tensor]:
     out = list(cores)
     for k in range(len(out) - 1, 0, -1):
         dl, j, i, dr = out[k].shape
-        q, r = torch.linalg.qr(out[k].reshape(dl, j * i * dr).T)
-        out[k] = q.T.reshape(q.shape[1], j, i, dr)
-        out[k - 1] = torch.einsum("ajib,cb->ajic", out[k - 1], r)
+        # M = (Mᴴ)ᴴ = (QR)ᴴ = Rᴴ Qᴴ: conjugate transposes, so complex cores stay exact.
+        q, r = torch.linalg.qr(out[k].reshape(dl, j * i * dr).mH)
+        out[k] = q.mH.reshape(q.shape[1], j, i, dr)
+        out[k - 1] = torch.einsum("ajib,bc->ajic", out[k - 1], r.mH)
     return out
 
 

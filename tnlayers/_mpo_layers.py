@@ -235,10 +235,18 @@ class MPOLinear(_MPOLayer):
         return MPOLinear.from_mpo(values, bias, **self._settings())
 
 
-def _pair(name: str, value: Pair) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
+def _pair(name: str, value: Pair, smallest: int = 1) -> tuple[int, int]:
+    """``value`` as a pair of ints, each at least ``smallest``; a clear error otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        pair: tuple[object, ...] = (value, value)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        pair = tuple(value)
+    else:
+        pair = ()
     if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair):
         raise ArgumentTypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if any(v < smallest for v in pair):  # type: ignore[operator]
+        raise OptionError(f"{name} must be at least {smallest}, got {value!r}")
     return pair  # type: ignore[return-value]
 
 
@@ -291,7 +299,14 @@ class MPOConv2d(_MPOLayer):
         **kwargs: Any,
     ) -> None:
         self._set_init(init)
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
         kernel = _pair("kernel_size", kernel_size)
+        _pair("stride", stride)
+        _pair("dilation", dilation)
+        if not isinstance(padding, str):
+            _pair("padding", padding, smallest=0)
         network = _mpo_network(
             in_channels * kernel[0] * kernel[1], out_channels, bond, in_dims, out_dims, cores
         )
@@ -307,7 +322,7 @@ class MPOConv2d(_MPOLayer):
             if padding == "same" and self.stride != (1, 1):
                 raise OptionError("padding='same' needs stride 1 (as in nn.Conv2d)")
         self.padding: tuple[int, int] | str = (
-            padding if isinstance(padding, str) else _pair("padding", padding)
+            padding if isinstance(padding, str) else _pair("padding", padding, smallest=0)
         )
         self._last_image_size: tuple[int, int] | None = None
         self._timing_shape: tuple[int, ...] | None = None

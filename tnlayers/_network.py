@@ -31,11 +31,93 @@ LegSpec = Mapping[str, int] | Sequence[tuple[str, int]]
 TensorsSpec = Mapping[str, LegSpec] | Iterable[tuple[str, LegSpec]]
 
 
+# Layers keep one parameter per tensor in a torch.nn.ParameterDict, keyed by tensor name, and a
+# ParameterDict's keys are attributes: a tensor named like one of its methods ("forward",
+# "training", "values"...) could not be stored. Listed here so that the declaration, which knows
+# nothing of torch, refuses them; tests/test_validation.py keeps the list in step with torch.
+RESERVED_TENSOR_NAMES = frozenset(
+    (
+        "T_destination",
+        "add_module",
+        "apply",
+        "bfloat16",
+        "buffers",
+        "call_super_init",
+        "children",
+        "clear",
+        "compile",
+        "copy",
+        "cpu",
+        "cuda",
+        "double",
+        "dump_patches",
+        "eval",
+        "extra_repr",
+        "float",
+        "forward",
+        "fromkeys",
+        "get",
+        "get_buffer",
+        "get_extra_state",
+        "get_parameter",
+        "get_submodule",
+        "half",
+        "ipu",
+        "items",
+        "keys",
+        "load_state_dict",
+        "modules",
+        "mtia",
+        "named_buffers",
+        "named_children",
+        "named_modules",
+        "named_parameters",
+        "parameters",
+        "pop",
+        "popitem",
+        "register_backward_hook",
+        "register_buffer",
+        "register_forward_hook",
+        "register_forward_pre_hook",
+        "register_full_backward_hook",
+        "register_full_backward_pre_hook",
+        "register_load_state_dict_post_hook",
+        "register_load_state_dict_pre_hook",
+        "register_module",
+        "register_parameter",
+        "register_state_dict_post_hook",
+        "register_state_dict_pre_hook",
+        "requires_grad_",
+        "set_extra_state",
+        "set_submodule",
+        "setdefault",
+        "share_memory",
+        "state_dict",
+        "to",
+        "to_empty",
+        "train",
+        "training",
+        "type",
+        "update",
+        "values",
+        "xpu",
+        "zero_grad",
+    )
+)
+
+
 def _check_name(kind: str, name: object) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise NetworkSpecError(
             f"{kind} name {name!r} is not valid: names must be Python identifiers "
             "(letters, digits and underscores, not starting with a digit)"
+        )
+    if kind == "tensor" and (name.startswith("_") or name in RESERVED_TENSOR_NAMES):
+        raise NetworkSpecError(
+            f"tensor name {name!r} is reserved: layers store each tensor as an attribute of a "
+            "torch.nn.ParameterDict, so tensor names may not start with '_' or be one of its "
+            f"attribute names ({', '.join(sorted(RESERVED_TENSOR_NAMES)[:6])}, ...); "
+            "rename the tensor"
         )
     return name
 
@@ -442,35 +524,37 @@ class Network:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Network:
-        """Rebuild a network from [`to_dict`][tnlayers.Network.to_dict]'s output."""
-        if data.get("format") != _JSON_FORMAT:
-            raise NetworkSpecError(
-                f"not a tnlayers network description: format is {data.get('format')!r}, "
-                f"expected {_JSON_FORMAT!r}"
-            )
-        if data.get("version") != _JSON_VERSION:
-            raise NetworkSpecError(
-                f"unsupported network description version {data.get('version')!r}; "
-                f"this tnlayers reads version {_JSON_VERSION}"
-            )
-        tensors = [(t["name"], [(leg, size) for leg, size in t["legs"]]) for t in data["tensors"]]
-        return cls(
-            tensors,
-            data["inputs"],
-            data["outputs"],
-            in_features=data["in_features"],
-            out_features=data["out_features"],
-            allow_padding=True,
-        )
+        """Rebuild a network from [`to_dict`][tnlayers.Network.to_dict]'s output.
+
+        The description is checked field by field before anything is built: a missing, extra
+        or mistyped field, a negative or absurd size (legs above 2³¹ − 1, tensors above 2⁴⁰
+        entries) or an over-long name raises [`NetworkSpecError`][tnlayers.NetworkSpecError]
+        naming the field's path (``tensors[1].legs[0][1]``). Nothing in it is executed.
+        """
+        return cls(**_parse_description(data), allow_padding=True)
 
     def to_json(self, **kwargs: Any) -> str:
         """Serialise to a JSON string (keyword arguments go to `json.dumps`)."""
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> Network:
-        """Rebuild a network from [`to_json`][tnlayers.Network.to_json]'s output."""
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str | bytes) -> Network:
+        """Rebuild a network from [`to_json`][tnlayers.Network.to_json]'s output (checked as
+        [`from_dict`][tnlayers.Network.from_dict] checks its input)."""
+        if not isinstance(text, str | bytes | bytearray):
+            raise NetworkSpecError(f"from_json needs a JSON string, got {type(text).__name__}")
+        if len(text) > _MAX_JSON_CHARS:
+            raise NetworkSpecError(
+                f"the JSON text has {len(text):,} characters; a network description has at "
+                f"most {_MAX_JSON_CHARS:,}"
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise NetworkSpecError(f"not valid JSON: {err}") from None
+        except RecursionError:
+            raise NetworkSpecError("not a network description: JSON nested too deeply") from None
+        return cls.from_dict(data)
 
     @classmethod
     def from_einsum(
@@ -562,3 +646,114 @@ class Network:
             f"Network({body}; in={list(self._inputs)} -> out={list(self._outputs)}; "
             f"{self.in_features}→{self.out_features}{pad}, {self.num_params} params)"
         )
+
+
+# Limits of a network description read from outside (JSON): generous for any real network,
+# small enough that a hostile or corrupted file fails fast with a clear message.
+_MAX_JSON_CHARS = 50_000_000
+_MAX_NAME_CHARS = 256
+_MAX_TENSORS = 100_000
+_MAX_LEGS_PER_TENSOR = 64
+_MAX_LEG_SIZE = 2**31 - 1
+_MAX_TENSOR_ENTRIES = 2**40
+_DESCRIPTION_KEYS = ("format", "version", "tensors", "inputs", "outputs")
+_OPTIONAL_KEYS = ("in_features", "out_features")
+
+
+def _describe_type(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _expect(condition: bool, path: str, message: str) -> None:
+    if not condition:
+        raise NetworkSpecError(f"network description, field {path}: {message}")
+
+
+def _parse_name(value: object, path: str) -> str:
+    _expect(isinstance(value, str), path, f"expected a name, got {_describe_type(value)}")
+    assert isinstance(value, str)
+    _expect(
+        len(value) <= _MAX_NAME_CHARS,
+        path,
+        f"a name of {len(value):,} characters (at most {_MAX_NAME_CHARS})",
+    )
+    return value
+
+
+def _parse_count(value: object, path: str, largest: int) -> int:
+    _expect(
+        isinstance(value, int) and not isinstance(value, bool),
+        path,
+        f"expected a positive integer, got {_describe_type(value)} {value!r:.40}",
+    )
+    assert isinstance(value, int)
+    _expect(1 <= value <= largest, path, f"expected 1 … {largest:,}, got {value:,}")
+    return value
+
+
+def _parse_list(value: object, path: str, longest: int) -> list[Any]:
+    _expect(isinstance(value, list), path, f"expected a list, got {_describe_type(value)}")
+    assert isinstance(value, list)
+    _expect(len(value) <= longest, path, f"{len(value):,} entries (at most {longest:,})")
+    return value
+
+
+def _parse_description(data: object) -> dict[str, Any]:
+    """Check a network description field by field; the arguments of ``Network(...)``."""
+    _expect(isinstance(data, Mapping), "(top)", f"expected an object, got {_describe_type(data)}")
+    assert isinstance(data, Mapping)
+    _expect(
+        data.get("format") == _JSON_FORMAT,
+        "format",
+        f"not a tnlayers network description: {data.get('format')!r:.60}, "
+        f"expected {_JSON_FORMAT!r}",
+    )
+    missing = [key for key in _DESCRIPTION_KEYS if key not in data]
+    _expect(not missing, "(top)", f"missing {', '.join(missing)}")
+    extra = sorted(str(k) for k in data if k not in _DESCRIPTION_KEYS + _OPTIONAL_KEYS)
+    _expect(not extra, "(top)", f"unknown field(s) {', '.join(extra)}")
+    _expect(
+        data["version"] == _JSON_VERSION and not isinstance(data["version"], bool),
+        "version",
+        f"unsupported version {data['version']!r:.20}; this tnlayers reads {_JSON_VERSION}",
+    )
+    tensors = []
+    for t, entry in enumerate(_parse_list(data["tensors"], "tensors", _MAX_TENSORS)):
+        path = f"tensors[{t}]"
+        _expect(
+            isinstance(entry, Mapping), path, f"expected an object, got {_describe_type(entry)}"
+        )
+        keys = sorted(str(k) for k in entry)
+        _expect(keys == ["legs", "name"], path, f"expected fields legs, name; got {keys}")
+        name = _parse_name(entry["name"], f"{path}.name")
+        legs = []
+        leg_list = _parse_list(entry["legs"], f"{path}.legs", _MAX_LEGS_PER_TENSOR)
+        entries = 1
+        for k, leg in enumerate(leg_list):
+            leg_path = f"{path}.legs[{k}]"
+            _expect(
+                isinstance(leg, list) and len(leg) == 2,
+                leg_path,
+                "expected [leg name, size]",
+            )
+            leg_name = _parse_name(leg[0], f"{leg_path}[0]")
+            size = _parse_count(leg[1], f"{leg_path}[1]", _MAX_LEG_SIZE)
+            entries *= size
+            legs.append((leg_name, size))
+        _expect(
+            entries <= _MAX_TENSOR_ENTRIES,
+            f"{path}.legs",
+            f"the tensor would have {entries:.3g} entries (at most 2⁴⁰)",
+        )
+        tensors.append((name, legs))
+    sides = {}
+    for side in ("inputs", "outputs"):
+        items = _parse_list(data[side], side, _MAX_TENSORS * _MAX_LEGS_PER_TENSOR)
+        sides[side] = [_parse_name(leg, f"{side}[{k}]") for k, leg in enumerate(items)]
+    features = {
+        key: None if data.get(key) is None else _parse_count(data[key], key, 2**62)
+        for key in _OPTIONAL_KEYS
+    }
+    return {"tensors": tensors, **sides, **features}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._builders import kronecker, low_rank, mpo
@@ -18,25 +18,82 @@ __all__ = ["main"]
 
 
 def _ints(text: str) -> tuple[int, ...] | int:
-    parts = [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
+    """``"4,7,7,4"`` or ``"4x7x7x4"`` → a tuple; ``"784"`` → an int."""
+    try:
+        parts = [int(p) for p in text.replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers separated by commas (e.g. 4,7,7,4), got {text!r}"
+        ) from None
+    if any(p < 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive {kind.__name__}, got {text!r}"
+            ) from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+# Which options each kind of network reads; defaults apply where the option is not given.
+_OPTIONS = {
+    "mpo": {"in_dims", "out_dims", "bond", "cores"},
+    "kronecker": {"in_dims", "out_dims", "terms", "cores"},
+    "low-rank": {"in_dims", "out_dims", "rank"},
+}
+_DEFAULTS = {"bond": 4, "terms": 1, "rank": 16, "cores": None}
+_FLAGS = {
+    "in_dims": "--in",
+    "out_dims": "--out",
+    "bond": "--bond",
+    "cores": "--cores",
+    "terms": "--terms",
+    "rank": "--rank",
+}
+
+
 def _network_from_args(args: argparse.Namespace) -> Network:
+    kind = args.network if args.network in _OPTIONS else None
+    if kind is None and args.network not in CATALOGUE and not args.network.endswith(".json"):
+        names = ", ".join(["mpo", "kronecker", "low-rank", *CATALOGUE])
+        raise TNLayersError(
+            f"unknown network {args.network!r}; choose one of: {names}, or a .json file"
+        )
+    given = {name for name in _FLAGS if getattr(args, name) is not None}
+    unused = sorted(given - _OPTIONS.get(kind or "", set()))
+    if unused:
+        flags = ", ".join(_FLAGS[name] for name in unused)
+        what = f"the {kind} network" if kind else f"{args.network!r}, whose sizes are fixed"
+        raise TNLayersError(f"{flags} does not apply to {what}")
+    if kind is not None:
+        for name in ("in_dims", "out_dims"):
+            if getattr(args, name) is None:
+                raise TNLayersError(f"a {kind} network needs {_FLAGS[name]}")
+    value = {name: getattr(args, name) or _DEFAULTS.get(name) for name in _FLAGS}
+    if kind == "mpo":
+        return mpo(value["in_dims"], value["out_dims"], value["bond"], cores=value["cores"])
+    if kind == "kronecker":
+        return kronecker(value["in_dims"], value["out_dims"], value["terms"], bodies=value["cores"])
+    if kind == "low-rank":
+        return low_rank(value["in_dims"], value["out_dims"], value["rank"])
     if args.network in CATALOGUE:
         return CATALOGUE[args.network].build()
-    if args.network == "mpo":
-        return mpo(args.in_dims, args.out_dims, args.bond, cores=args.cores)
-    if args.network == "kronecker":
-        return kronecker(args.in_dims, args.out_dims, args.terms, bodies=args.cores)
-    if args.network == "low-rank":
-        return low_rank(args.in_dims, args.out_dims, args.rank)
-    if args.network.endswith(".json"):
-        return Network.from_json(Path(args.network).read_text(encoding="utf-8"))
-    names = ", ".join(["mpo", "kronecker", "low-rank", *CATALOGUE])
-    raise TNLayersError(
-        f"unknown network {args.network!r}; choose one of: {names}, or a .json file"
-    )
+    try:
+        text = Path(args.network).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise TNLayersError(f"cannot read {args.network}: {err}") from None
+    return Network.from_json(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="cost table of the papers' networks + a short MNIST race")
-    demo.add_argument("--seconds", type=float, default=8.0, help="training time per model")
-    demo.add_argument("--bond", type=int, default=4, help="MPO bond size D")
+    demo.add_argument(
+        "--seconds", type=_positive(float), default=8.0, help="training time per model"
+    )
+    demo.add_argument("--bond", type=_positive(int), default=4, help="MPO bond size D")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="tiny data, 1 s per model (CI)")
 
@@ -67,13 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--list", action="store_true", help="list the built-in networks")
     report.add_argument("--in", dest="in_dims", type=_ints, help="input leg sizes or features")
     report.add_argument("--out", dest="out_dims", type=_ints, help="output leg sizes or features")
-    report.add_argument("--bond", type=_ints, default=4, help="MPO bond size(s)")
-    report.add_argument("--cores", type=int, default=None, help="number of cores/bodies")
-    report.add_argument("--terms", type=int, default=1, help="Kronecker terms K")
-    report.add_argument("--rank", type=int, default=16, help="low-rank rank")
-    report.add_argument("--batch", type=int, default=64)
+    report.add_argument("--bond", type=_ints, help="MPO bond size(s) (default 4)")
+    report.add_argument("--cores", type=_positive(int), help="number of cores/bodies")
+    report.add_argument("--terms", type=_positive(int), help="Kronecker terms K (default 1)")
+    report.add_argument("--rank", type=_positive(int), help="low-rank rank (default 16)")
+    report.add_argument("--batch", type=_positive(int), default=64)
     report.add_argument("--mode", choices=["training", "inference"], default="training")
-    report.add_argument("--itemsize", type=int, default=4, help="bytes per element")
+    report.add_argument("--itemsize", type=_positive(int), default=4, help="bytes per element")
     report.add_argument("--json", action="store_true", help="print to_dict() as JSON")
     return parser
 
