@@ -225,8 +225,9 @@ class QubitCircuit:
     gates: tuple[QubitGate, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.num_qubits, int) or self.num_qubits < 1:
-            raise NetworkSpecError(f"a qubit circuit needs num_qubits ≥ 1, got {self.num_qubits!r}")
+        n = self.num_qubits
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise NetworkSpecError(f"a qubit circuit needs num_qubits ≥ 1, got {n!r}")
 
     def add(self, kind: str, *qubits: int) -> QubitCircuit:
         """A new circuit with one more gate; the methods ``rx``, ``cnot``, … are shorthands."""
