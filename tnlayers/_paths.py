@@ -22,14 +22,15 @@ every tensor (3 s at 24 operands here), which is why the chain programme takes o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 import networkx as nx
 import opt_einsum
 from opt_einsum.paths import ssa_to_linear
 
-__all__ = ["DP_OPERANDS", "best_path", "path_flops"]
+__all__ = ["DP_OPERANDS", "PathStep", "best_path", "path_flops", "walk_path"]
 
 # Above this many operands opt_einsum's dp can take seconds (the input connects everything).
 DP_OPERANDS = 16
@@ -40,22 +41,39 @@ Legs = tuple[str, ...]
 Path = list[tuple[int, ...]]
 
 
-def path_flops(operands: Sequence[Legs], output: Legs, sizes: Mapping[str, int], path: Path) -> int:
-    """FLOPs of ``path`` (linear format) counted as opt_einsum's ``PathInfo.opt_cost``."""
+class PathStep(NamedTuple):
+    """One step of a path walked by [`walk_path`][tnlayers._paths.walk_path]."""
+
+    positions: tuple[int, ...]  # in the current operand list, ascending
+    picked: tuple[Legs, ...]  # legs of the operands contracted
+    union: tuple[str, ...]  # every leg they carry, first appearance first
+    kept: Legs  # legs of the result
+    flops: int  # counted as opt_einsum's PathInfo.opt_cost counts them
+
+
+def walk_path(
+    operands: Sequence[Legs], output: Legs, sizes: Mapping[str, int], path: Path
+) -> Iterator[PathStep]:
+    """The steps of ``path`` (opt_einsum's linear format: contracted operands are removed and
+    the result appended), with the legs each result keeps and its FLOPs."""
     current = [tuple(legs) for legs in operands]
-    total = 0
     for raw in path:
-        positions = sorted(raw)
-        picked = [current[p] for p in positions]
+        positions = tuple(sorted(raw))
+        picked = tuple(current[p] for p in positions)
         for p in reversed(positions):
             current.pop(p)
         remaining = {leg for legs in current for leg in legs} | set(output)
-        union = list(dict.fromkeys(leg for legs in picked for leg in legs))
+        union = tuple(dict.fromkeys(leg for legs in picked for leg in legs))
         kept = tuple(leg for leg in union if leg in remaining) if current else output
         removed = any(leg not in kept for leg in union)
-        total += math.prod(sizes[leg] for leg in union) * (max(1, len(picked) - 1) + removed)
+        flops = math.prod(sizes[leg] for leg in union) * (max(1, len(picked) - 1) + removed)
         current.append(kept)
-    return total
+        yield PathStep(positions, picked, union, kept, flops)
+
+
+def path_flops(operands: Sequence[Legs], output: Legs, sizes: Mapping[str, int], path: Path) -> int:
+    """FLOPs of ``path`` (linear format) counted as opt_einsum's ``PathInfo.opt_cost``."""
+    return sum(step.flops for step in walk_path(operands, output, sizes, path))
 
 
 def best_path(

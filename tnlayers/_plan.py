@@ -24,7 +24,7 @@ import opt_einsum
 
 from ._errors import NetworkSpecError
 from ._network import Network
-from ._paths import best_path
+from ._paths import best_path, walk_path
 
 __all__ = [
     "BATCH",
@@ -216,47 +216,37 @@ def _contract(
         path, _ = opt_einsum.contract_path(
             probe.equation(), *probe.shapes(), shapes=True, optimize=optimize
         )
-    current = [
-        (tuple(legs), bool(grad)) for legs, grad in zip(operands, requires_grad, strict=True)
-    ]
+    grads = [bool(grad) for grad in requires_grad]
     steps: list[Step] = []
-    for raw in path:
-        positions = tuple(sorted(raw))
-        picked = [current[p] for p in positions]
-        for p in reversed(positions):
-            current.pop(p)
-        remaining = {leg for legs, _ in current for leg in legs} | set(output)
-        union = list(dict.fromkeys(leg for legs, _ in picked for leg in legs))
-        if current:
-            kept = tuple(leg for leg in union if leg in remaining)
-        else:
-            kept = output
-        removed = [leg for leg in union if leg not in kept]
-        n_terms = len(picked)
-        flops = math.prod(sizes[leg] for leg in union) * (max(1, n_terms - 1) + bool(removed))
-        a_legs = set(picked[0][0])
-        b_legs = set(picked[1][0]) if n_terms > 1 else set()
+
+    def size_of(legs: set[str]) -> int:
+        return math.prod(sizes[leg] for leg in legs)
+
+    for walked in walk_path(operands, output, sizes, [tuple(step) for step in path]):
+        picked, kept = walked.picked, walked.kept
+        picked_grads = tuple(grads[p] for p in walked.positions)
+        for p in reversed(walked.positions):
+            grads.pop(p)
+        grads.append(any(picked_grads))
+        removed = {leg for leg in walked.union if leg not in kept}
+        a_legs = set(picked[0])
+        b_legs = set(picked[1]) if len(picked) > 1 else set()
         kept_set = set(kept)
-
-        def size_of(legs: set[str]) -> int:
-            return math.prod(sizes[leg] for leg in legs)
-
         steps.append(
             Step(
-                operands=positions,
-                inputs=tuple(legs for legs, _ in picked),
+                operands=walked.positions,
+                inputs=picked,
                 output=kept,
-                flops=flops,
+                flops=walked.flops,
                 size=size_of(kept_set),
-                operand_sizes=tuple(size_of(set(legs)) for legs, _ in picked),
+                operand_sizes=tuple(size_of(set(legs)) for legs in picked),
                 m=size_of((a_legs - b_legs) & kept_set),
                 n=size_of((b_legs - a_legs) & kept_set),
-                k=size_of(set(removed)),
+                k=size_of(removed),
                 batch=size_of(a_legs & b_legs & kept_set),
-                requires_grad=tuple(grad for _, grad in picked),
+                requires_grad=picked_grads,
             )
         )
-        current.append((kept, any(grad for _, grad in picked)))
     return Contraction(tuple(names), tuple(operands), output, dict(sizes), tuple(steps))
 
 

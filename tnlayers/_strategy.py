@@ -263,18 +263,12 @@ def decide(
 
 
 @lru_cache(maxsize=4096)
-def _programs(
-    config: int, rows: int, dtype_name: str, device_type: str, strategy: Strategy
-) -> tuple[Program, ...]:
-    the_plan = plan_for(config, rows, dtype_name, device_type)
-    return tuple(compile_contraction(c) for c in the_plan.strategies[strategy].contractions)
-
-
 def programs(
     config: int, rows: int, dtype_name: str, device_type: str, strategy: Strategy
 ) -> tuple[Program, ...]:
     """The compiled programs of one strategy (cached, bounded)."""
-    return _programs(config, rows, dtype_name, device_type, strategy)
+    the_plan = plan_for(config, rows, dtype_name, device_type)
+    return tuple(compile_contraction(c) for c in the_plan.strategies[strategy].contractions)
 
 
 @torch.compiler.assume_constant_result
