@@ -215,3 +215,13 @@ def test_givens_schedules_are_bounded():
         for batch in range(1, 150):
             layer(torch.randn(batch, 8))
     assert len(layer._schedules) <= 64
+
+
+def test_a_query_defaults_to_the_grad_mode_the_forward_pass_uses(monkeypatch):
+    # At 16 rows the model trains this layer sequentially but infers by materialising.
+    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), strategy="model")
+    assert layer.chosen_strategy(16, training=True) != layer.chosen_strategy(16, training=False)
+    layer.requires_grad_(False)  # frozen: a call with gradients enabled is an inference call
+    seen = _ran(monkeypatch)
+    layer(torch.randn(16, 784))
+    assert layer.chosen_strategy(16) == seen[-1] == layer.chosen_strategy(16, training=False)

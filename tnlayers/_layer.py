@@ -272,14 +272,16 @@ class TNLinear(nn.Module):
         batch
             Rows of the flattened input (all leading dimensions multiplied).
         training
-            Rank a training step (default: whether gradients are enabled now).
+            Rank a training step (default: as a forward pass now would — gradients enabled
+            and the tensors requiring them).
         dtype, device
             Default: the parameters'.
         measure
             Time the strategies now if the decision needs a timing not yet made.
         """
         first = self._reference()
-        training = torch.is_grad_enabled() if training is None else training
+        if training is None:  # as the forward pass decides
+            training = torch.is_grad_enabled() and first.requires_grad
         dtype = dtype or first.dtype
         device = torch.device(device) if device is not None else first.device
         if measure:
