@@ -353,3 +353,14 @@ def test_cached_scopes_nest():
             layer(x)
         assert layer._weight_cache._scoped is not None  # the outer scope is still open
     assert layer._weight_cache._scoped is None
+
+
+def test_a_weight_cached_in_inference_mode_never_breaks_autograd():
+    layer, x, _ = _primed("MPOLinear")
+    layer.requires_grad_(False)
+    with torch.inference_mode():
+        first = layer(x)
+        torch.testing.assert_close(layer(x), first)  # served from the cache inside the mode
+    x = x.clone().requires_grad_(True)
+    layer(x).sum().backward()  # a frozen layer, an input needing a gradient
+    torch.testing.assert_close(x.grad, layer.to_dense().sum(0).expand_as(x).detach())

@@ -110,6 +110,10 @@ class WeightCache:
         if needs_grad or self._checked is None:
             return None
         snapshot, weight = self._checked
+        if weight.is_inference() and not torch.is_inference_mode_enabled():
+            # Built under torch.inference_mode(): autograd may not save it (an input may still
+            # need a gradient), so rebuild outside that mode.
+            return None
         if len(snapshot) != len(sources):
             return None
         for old, new in zip(snapshot, sources, strict=True):
