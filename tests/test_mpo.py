@@ -194,18 +194,18 @@ def test_mpo_linear_picks_factorisations_and_counts():
 
 def test_mpo_linear_errors_name_the_sizes():
     with pytest.raises(tnlayers.ShapeError, match=r"in_dims \(4, 7, 7\) multiply to 196"):
-        MPOLinear(784, 256, 2, in_dims=(4, 7, 7), out_dims=(4, 8, 8))
+        MPOLinear(784, 256, bond=2, in_dims=(4, 7, 7), out_dims=(4, 8, 8))
     with pytest.raises(tnlayers.NetworkSpecError, match="4 cores has 3 bonds"):
-        MPOLinear(784, 256, (2, 2), in_dims=(4, 7, 7, 4), out_dims=(4, 4, 4, 4))
+        MPOLinear(784, 256, bond=(2, 2), in_dims=(4, 7, 7, 4), out_dims=(4, 4, 4, 4))
     with pytest.raises(tnlayers.NetworkSpecError, match="as many input legs"):
-        MPOLinear(784, 256, 2, in_dims=(28, 28), out_dims=(4, 4, 4, 4))
+        MPOLinear(784, 256, bond=2, in_dims=(28, 28), out_dims=(4, 4, 4, 4))
     with pytest.raises(tnlayers.OptionError, match="unknown init"):
-        MPOLinear(16, 16, 2, init="xavier")  # type: ignore[arg-type]
+        MPOLinear(16, 16, bond=2, init="xavier")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("init", ["variance", "glorot"])
 def test_mpo_linear_forward_equals_dense(init):
-    layer = MPOLinear(60, 24, 3, cores=3, init=init, dtype=F64)
+    layer = MPOLinear(60, 24, bond=3, cores=3, init=init, dtype=F64)
     x = torch.randn(7, 60, dtype=F64)
     expected = x @ layer.to_dense().T + layer.bias
     for strategy in ("sequential", "materialise"):
@@ -214,7 +214,7 @@ def test_mpo_linear_forward_equals_dense(init):
 
 
 def test_glorot_init_has_the_authors_std():
-    layer = MPOLinear(784, 256, 16, in_dims=(4, 7, 7, 4), out_dims=(4, 4, 4, 4), init="glorot")
+    layer = MPOLinear(784, 256, bond=16, in_dims=(4, 7, 7, 4), out_dims=(4, 4, 4, 4), init="glorot")
     core = layer.tensors["core2"].detach()  # (16, 4, 7, 16): fan_in 16·7, fan_out 4·16
     expected = math.sqrt(2.0 / (16 * 7 + 4 * 16))
     assert float(core.std()) == pytest.approx(expected, rel=0.05)
@@ -237,7 +237,7 @@ def test_from_linear_at_full_bond_and_truncated():
 
 
 def test_layer_canonicalized_and_truncated_keep_bias_and_weight():
-    layer = MPOLinear(64, 64, 6, cores=3, dtype=F64)
+    layer = MPOLinear(64, 64, bond=6, cores=3, dtype=F64)
     canon = layer.canonicalized("mixed", 2)
     assert isinstance(canon, MPOLinear)
     torch.testing.assert_close(canon.to_dense(), layer.to_dense(), rtol=1e-10, atol=1e-12)
@@ -249,11 +249,11 @@ def test_layer_canonicalized_and_truncated_keep_bias_and_weight():
 
 
 def test_mpo_linear_state_dict_round_trip_and_gradcheck():
-    layer = MPOLinear(24, 12, 3, cores=2, dtype=F64)
+    layer = MPOLinear(24, 12, bond=3, cores=2, dtype=F64)
     buffer = io.BytesIO()
     torch.save(layer.state_dict(), buffer)
     buffer.seek(0)
-    fresh = MPOLinear(24, 12, 3, cores=2, dtype=F64)
+    fresh = MPOLinear(24, 12, bond=3, cores=2, dtype=F64)
     fresh.load_state_dict(torch.load(buffer))
     for (name, a), (_, b) in zip(
         layer.state_dict().items(), fresh.state_dict().items(), strict=True
@@ -283,13 +283,17 @@ conv_cases = st.tuples(
 )
 
 
+# torch's own note about its reference convolution (even kernel, 'same'), not about tnlayers.
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @given(conv_cases)
 def test_mpo_conv_equals_conv2d_with_the_materialised_weight(case):
     c_in, c_out, kh, kw, stride, padding, dilation, bias, seed = case
     if padding == "same":
         stride = 1
     torch.manual_seed(seed)
-    layer = MPOConv2d(c_in, c_out, (kh, kw), 3, stride, padding, dilation, bias, cores=2, dtype=F64)
+    layer = MPOConv2d(
+        c_in, c_out, (kh, kw), stride, padding, dilation, 1, bias, bond=3, cores=2, dtype=F64
+    )
     reference = nn.Conv2d(c_in, c_out, (kh, kw), stride, padding, dilation, bias=bias, dtype=F64)
     with torch.no_grad():
         reference.weight.copy_(layer.to_dense().reshape(reference.weight.shape))
@@ -304,7 +308,7 @@ def test_mpo_conv_equals_conv2d_with_the_materialised_weight(case):
 
 
 def test_mpo_conv_gradcheck_both_strategies():
-    layer = MPOConv2d(2, 3, 3, 2, stride=2, padding=1, cores=2, dtype=F64)
+    layer = MPOConv2d(2, 3, 3, stride=2, padding=1, bond=2, cores=2, dtype=F64)
     x = torch.randn(2, 2, 5, 5, dtype=F64, requires_grad=True)
     names = [n for n, _ in layer.named_parameters()]
     for strategy in ("sequential", "materialise"):
@@ -323,7 +327,7 @@ def test_from_conv_full_bond_and_cost_counts_unfolded_rows():
     torch.testing.assert_close(layer(x), conv(x), rtol=1e-4, atol=1e-5)
     report = layer.cost(256, image_size=(14, 14))
     assert report.plan.batch == 256 * 10 * 10
-    fresh = MPOConv2d(6, 16, 5, 4)
+    fresh = MPOConv2d(6, 16, 5, bond=4)
     with pytest.raises(tnlayers.OptionError, match="image_size"):
         fresh.cost(256)
     with pytest.raises(tnlayers.ShapeError, match="6 channels"):
@@ -418,7 +422,46 @@ PAPER_MPOS = {
 def test_every_mpo_of_the_paper_has_its_parameter_count_and_rho(name):
     layers, rho = PAPER_MPOS[name]
     model = nn.Sequential(
-        *(MPOLinear(math.prod(i), math.prod(o), d, in_dims=i, out_dims=o) for i, o, d, _ in layers)
+        *(
+            MPOLinear(math.prod(i), math.prod(o), bond=d, in_dims=i, out_dims=o)
+            for i, o, d, _ in layers
+        )
     )
     assert [m.num_params for m in model] == [count for *_, count in layers]
     assert round(tnlayers.compression_ratio(model), len(str(rho)) - 2) == rho
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((3, 8, 3, 1, 1), {}),
+        ((3, 8, 3, 2, 0, 1, 1, False), {}),
+        ((3, 8, (3, 2)), {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2)}),
+        ((3, 8, 5), {"padding": "same", "bias": False}),
+        ((3, 8, 3, 1, 1, 1, 1, True, "zeros"), {}),
+    ],
+)
+def test_mpo_conv_is_a_drop_in_for_conv2d_positionally_and_by_keyword(args, kwargs):
+    # The docs' claim: nn.Conv2d's arguments mean the same in the same places; the MPO's own
+    # arguments are keyword-only.
+    torch.manual_seed(0)
+    reference = nn.Conv2d(*args, **kwargs, dtype=F64)
+    layer = MPOConv2d(*args, **kwargs, bond=64, dtype=F64)
+    with torch.no_grad():
+        reference.weight.copy_(layer.to_dense().reshape(reference.weight.shape))
+        if reference.bias is not None:
+            reference.bias.copy_(layer.bias)
+    assert (layer.bias is None) == (reference.bias is None)
+    x = torch.randn(2, 3, 9, 8, dtype=F64)
+    torch.testing.assert_close(layer(x), reference(x))
+    with pytest.raises(tnlayers.OptionError, match="groups=1"):
+        MPOConv2d(4, 8, 3, 1, 0, 1, 2, bond=2)  # groups=2
+    with pytest.raises(TypeError):
+        MPOConv2d(3, 8, 3, 1, 1, 1, 1, True, "zeros", 4)  # bond only by keyword
+
+
+def test_mpo_linear_reads_nn_linear_positional_arguments():
+    layer = MPOLinear(16, 12, False, bond=2)
+    assert layer.bias is None and nn.Linear(16, 12, False).bias is None
+    with pytest.raises(TypeError):
+        MPOLinear(16, 12, 2)  # a bond given in the place of nn.Linear's bias

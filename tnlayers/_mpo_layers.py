@@ -129,8 +129,9 @@ class MPOLinear(_MPOLayer):
 
     Parameters
     ----------
-    in_features, out_features
-        Sizes of the input and output.
+    in_features, out_features, bias
+        As ``nn.Linear``, in the same positions; ``bias`` is not part of the MPO (not counted
+        in ρ).
     bond
         Bond size ``D`` (every bond) or one size per bond.
     in_dims, out_dims
@@ -138,8 +139,6 @@ class MPOLinear(_MPOLayer):
         pads with zeros).
     cores
         Number of cores when the leg sizes are not given (default: legs of size about 8).
-    bias
-        Learnable bias of length ``out_features`` (not part of the MPO, not counted in ρ).
     init
         ``"variance"`` (default): the materialised weight gets ``nn.Linear``'s variance.
         ``"glorot"``: the authors' per-core truncated Glorot normal and a zero bias.
@@ -164,12 +163,12 @@ class MPOLinear(_MPOLayer):
         self,
         in_features: int,
         out_features: int,
-        bond: int | Sequence[int],
+        bias: bool = True,
         *,
+        bond: int | Sequence[int],
         in_dims: Dims | None = None,
         out_dims: Dims | None = None,
         cores: int | None = None,
-        bias: bool = True,
         init: Init = "variance",
         **kwargs: Any,
     ) -> None:
@@ -185,10 +184,10 @@ class MPOLinear(_MPOLayer):
         layer = cls(
             values.in_features,
             values.out_features,
-            values.bonds,
+            bias is not None,
+            bond=values.bonds,
             in_dims=values.in_dims,
             out_dims=values.out_dims,
-            bias=bias is not None,
             **kwargs,
         )
         layer._copy_values(values.tensors(), bias)
@@ -261,9 +260,10 @@ class MPOConv2d(_MPOLayer):
 
     Parameters
     ----------
-    in_channels, out_channels, kernel_size, stride, padding, dilation, bias
-        As ``nn.Conv2d`` (``padding`` may be ``"same"`` or ``"valid"``; zero padding only,
-        ``groups=1``).
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode
+        As ``nn.Conv2d``, in the same positions (``padding`` may be ``"same"`` or ``"valid"``;
+        ``groups=1`` and ``padding_mode="zeros"`` only). The MPO's own arguments are
+        keyword-only, so ``MPOConv2d(3, 8, 3, 1, 1, bond=4)`` reads as ``nn.Conv2d(3, 8, 3, 1, 1)``.
     bond, in_dims, out_dims, cores, init, **kwargs
         As [`MPOLinear`][tnlayers.MPOLinear], for ``in_features = C_in·kh·kw`` and
         ``out_features = C_out``.
@@ -276,7 +276,7 @@ class MPOConv2d(_MPOLayer):
     Examples
     --------
     >>> import torch
-    >>> conv = MPOConv2d(6, 16, 5, bond=4)
+    >>> conv = MPOConv2d(6, 16, 5, bond=4)  # nn.Conv2d(6, 16, 5), its weight an MPO
     >>> conv(torch.randn(2, 6, 14, 14)).shape
     torch.Size([2, 16, 10, 10])
     """
@@ -286,12 +286,14 @@ class MPOConv2d(_MPOLayer):
         in_channels: int,
         out_channels: int,
         kernel_size: Pair,
-        bond: int | Sequence[int],
         stride: Pair = 1,
         padding: Pair | str = 0,
         dilation: Pair = 1,
+        groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
         *,
+        bond: int | Sequence[int],
         in_dims: Dims | None = None,
         out_dims: Dims | None = None,
         cores: int | None = None,
@@ -299,6 +301,11 @@ class MPOConv2d(_MPOLayer):
         **kwargs: Any,
     ) -> None:
         self._set_init(init)
+        if groups != 1 or padding_mode != "zeros":
+            raise OptionError(
+                f"MPOConv2d supports groups=1 and padding_mode='zeros', got groups={groups!r}, "
+                f"padding_mode={padding_mode!r}"
+            )
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
@@ -498,11 +505,11 @@ class MPOConv2d(_MPOLayer):
             like.in_channels,
             like.out_channels,
             like.kernel_size,  # type: ignore[arg-type]
-            values.bonds,
             like.stride,  # type: ignore[arg-type]
             like.padding,  # type: ignore[arg-type]
             like.dilation,  # type: ignore[arg-type]
-            bias is not None,
+            bias=bias is not None,
+            bond=values.bonds,
             in_dims=values.in_dims,
             out_dims=values.out_dims,
             **kwargs,

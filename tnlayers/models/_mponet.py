@@ -46,10 +46,10 @@ def _mpo(
     return MPOLinear(
         int(torch.tensor(ins).prod()),
         int(torch.tensor(outs).prod()),
-        bond,
+        bias,
+        bond=bond,
         in_dims=ins,
         out_dims=outs,
-        bias=bias,
         init="glorot" if init == "paper" else "variance",
     )
 
