@@ -1,4 +1,4 @@
-"""Side-by-side speed of Givens-circuit layers (seed 002) against ``nn.Linear(n, n)``.
+"""Side-by-side speed of Givens-circuit layers (Chen et al. 2024) against ``nn.Linear(n, n)``.
 
 Rows: the V (2n − 3 gates), Reck and Clements (n(n − 1)/2 gates) layouts for n ∈ {64, 256, 784},
 batch 256, forward (no_grad) and forward+backward. Columns: ``nn.Linear`` (the reference),

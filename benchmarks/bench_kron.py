@@ -1,6 +1,6 @@
 """Side-by-side speed of QiMLP's ``KronLinear`` against ``nn.Linear(784, 784)``.
 
-Rows: 2-, 3- and 4-body 784→784 layers (seed 000's factors (28, 28), (7, 7, 16), (4, 4, 7, 7)),
+Rows: 2-, 3- and 4-body 784→784 layers (QiMLP's factors (28, 28), (7, 7, 16), (4, 4, 7, 7)),
 K ∈ {1, 4} Kronecker terms, batch 64 and 1024. For each: ``nn.Linear`` (the reference),
 ``KronLinear`` with its automatic strategy, and with each strategy forced (*sequential*: one mode
 product per body, never forming W; *materialise*: W then one GEMM). Forward is timed in eval mode

@@ -1,11 +1,12 @@
-"""Reproduce seed 002's hybrid quantum-inspired networks: ablation, data noise, parameter attacks.
+"""Reproduce Chen et al. 2024's hybrid quantum-inspired networks: ablation, noise, attacks.
 
 Data (bundled with scikit-learn, no downloads): iris (3 classes, 4 features: n = 4, encoded
 directly) and digits restricted to classes 0–3 (8 × 8 images, the substitute for the paper's
 4-class image sets), each split 70/30 stratified per seed.
 
 1. Clean ablation: TQFNN / QRFNN / QDFNN / MLP on iris (plus a logistic regression on x/‖x‖,
-   which spec §3.3 says these models equal in capacity), TQCNN / QRCNN / QDCNN / CNN on digits-4.
+   which these models equal in capacity: they are linear in x/‖x‖), TQCNN / QRCNN / QDCNN / CNN
+   on digits-4.
 2. Data noise: the six noisy variants of digits-4 (both splits corrupted).
 3. Parameter attacks on digits-4: asymmetric Gaussian noise over a scale sweep, asymmetric mixed
    and symmetric Gaussian at one scale, in form ① (σ(θ + ε), persistent: added to the stored
@@ -157,7 +158,7 @@ def train(
 
 
 def logistic_on_normalised(data: Split) -> float:
-    """Spec §3.3's capacity check: multinomial logistic regression on x/‖x‖."""
+    """The capacity check (the models are linear in x/‖x‖): logistic regression on x/‖x‖."""
     x_train, y_train, x_test, y_test = (t.numpy() for t in data)
     unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
     model = LogisticRegression(C=100.0, max_iter=5000).fit(unit(x_train), y_train)
@@ -273,7 +274,8 @@ def write_tables(
             cells = f"{_acc(reports)} | {f1:.3f} | {pr:.3f} | {roc:.3f}"
             lines.append(f"| {group} | {name} | {cells} | {paper} |")
     lines.append(
-        f"| iris | logistic regression on x/‖x‖ | {mean_std(logistic)} | | | | (spec §3.3) |"
+        f"| iris | logistic regression on x/‖x‖ | {mean_std(logistic)} | | | | "
+        "(the models are linear in x/‖x‖) |"
     )
     lines += [
         "",

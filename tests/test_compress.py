@@ -173,7 +173,7 @@ def test_entanglement_prunes_the_expected_extra_fraction() -> None:
     layer = nn.Linear(300, 300)
     gen = torch.Generator().manual_seed(0)
     tnlayers.qianets_prune(layer, 0.3, stages=1, p_entangle=0.5, types=(nn.Linear,), generator=gen)
-    expected = 1 - (1 - 0.3) * (1 - 0.3 * 0.5) ** 2  # spec §2.1: ≈ 0.494
+    expected = 1 - (1 - 0.3) * (1 - 0.3 * 0.5) ** 2  # QIANets' pruning: ≈ 0.494
     assert _pruned(layer).float().mean().item() == pytest.approx(expected, abs=0.01)
 
 

@@ -1,4 +1,4 @@
-"""Rotation-gate circuits (seed 002): Givens layouts, structure-aware execution, the layer."""
+"""Rotation-gate circuits (Chen et al. 2024): Givens layouts, structured execution, the layer."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _ordered_product(circuit: GivensCircuit, blocks: torch.Tensor) -> torch.Tens
 
 
 def _t_gate(n: int, i: int, theta: torch.Tensor) -> torch.Tensor:
-    """The seed's 1-indexed ``T_i(θ)`` of spec §3.1, written out entry by entry."""
+    """The paper's 1-indexed ``T_i(θ)`` (Chen et al. 2024, eq. 3), written out entry by entry."""
     t = torch.eye(n, dtype=theta.dtype)
     t[i - 1, i - 1] = torch.cos(theta)
     t[i - 1, i] = -torch.sin(theta)
@@ -73,10 +73,10 @@ def test_reck_and_clements_have_n_choose_2_angles_and_their_depths() -> None:
 
 
 def test_v_layout_is_the_seeds_equation_5() -> None:
-    """U = T_1(θ_0) ⋯ T_{n−1}(θ_{n−2}) · T_{n−2}(θ_{n−1}) ⋯ T_1(θ_{2n−4}) (spec §3.2)."""
+    """U = T_1(θ_0) ⋯ T_{n−1}(θ_{n−2}) · T_{n−2}(θ_{n−1}) ⋯ T_1(θ_{2n−4}) (paper, eqs. 4–5)."""
     n = 6
     layer = GivensLinear(n, dtype=F64)
-    theta = layer.angles.detach().flip(0)  # gate t carries the seed's θ_{2n−4−t}
+    theta = layer.angles.detach().flip(0)  # gate t carries the paper's θ_{2n−4−t}
     gate_of = [r + 1 if r <= n - 2 else 2 * n - 3 - r for r in range(2 * n - 3)]  # eq. 4
     expected = torch.eye(n, dtype=F64)
     for r, i in enumerate(gate_of):

@@ -1,4 +1,4 @@
-"""Seed 002's hybrid models, parameter attacks, data noise and the classification report."""
+"""Chen et al.'s hybrid models, parameter attacks, data noise and the classification report."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_iris_model_parameter_counts(cls: type, lambdas: int) -> None:
 
 @pytest.mark.parametrize("cls", [QRFNN, QDFNN, TQFNN])
 def test_without_activations_logits_are_affine_in_the_normalised_input(cls: type) -> None:
-    """Spec §3.3: these models are linear classifiers on x/‖x‖ (checked exactly)."""
+    """With Chen et al.'s encoding and output layer these models are linear classifiers on
+    x/‖x‖ (checked exactly)."""
     torch.manual_seed(2)
     model = cls(6, 3).double()
     with torch.no_grad():
@@ -104,7 +105,7 @@ def test_conv_models_shapes_and_counts() -> None:
     for cls in (QRCNN, QDCNN, TQCNN, BaselineCNN):
         assert cls(1, 8, 4)(x).shape == (5, 4)
     angles = sum(p.numel() for n, p in QRCNN(1, 28, 4).named_parameters() if "angles" in n)
-    assert angles == 2 * 29  # n = 16 (4 qubits): 2n − 3 = 29 per layer, spec §3.7
+    assert angles == 2 * 29  # n = 16 (4 qubits): 2n − 3 = 29 per layer, our CPU-scale protocol
     assert BaselineMLP(4, 3)(torch.randn(2, 4)).shape == (2, 3)
     assert _count(BaselineMLP(4, 3)) == 2 * (16 + 4) + 15
 

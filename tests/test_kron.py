@@ -1,4 +1,4 @@
-"""QiMLP (seed 000): Kronecker layers, nearest Kronecker sums, models and strong correlation."""
+"""QiMLP (Zhang et al. 2025): Kronecker layers, nearest Kronecker sums, models, correlation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MPO-Net (seed 003): TT-SVD, canonical forms, entropy, MPO linear/conv layers and models."""
+"""MPO-Net (Gao et al. 2020): TT-SVD, canonical forms, entropy, MPO linear/conv layers, models."""
 
 from __future__ import annotations
 
@@ -358,7 +358,7 @@ def test_lenet5_rho_and_flatten_order():
     nhwc = maps.permute(0, 2, 3, 1).reshape(3, -1)
     torch.testing.assert_close(dense(x), dense.classifier(nhwc))
     assert model(x).shape == (3, 10)
-    assert "ρ (eq. 9 of seed 003" in tnlayers.summary(model, 8, input_size=(1, 28, 28))
+    assert "ρ (eq. 9 of MPO-Net" in tnlayers.summary(model, 8, input_size=(1, 28, 28))
 
 
 def test_compression_ratio_needs_a_tn_layer():
@@ -398,7 +398,7 @@ def test_convs_sharing_a_network_keep_separate_timings_and_pickle():
     torch.testing.assert_close(again(x), a(x))
 
 
-# seed-specs §4.3: every MPO of the paper, (in_dims, out_dims, D) -> N_mpo, and ρ per model.
+# MPO-Net, eqs. 6 and 9: every MPO of the paper, (in_dims, out_dims, D) -> N_mpo, and ρ per model.
 PAPER_MPOS = {
     "VGG": (
         [

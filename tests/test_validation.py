@@ -288,6 +288,7 @@ def test_cli_bad_json_file(tmp_path, capsys):
     assert "not valid JSON" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_in_a_real_process_prints_no_traceback(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "tnlayers.cli", "cost", "missing.json"],
@@ -381,3 +382,17 @@ def test_complex_layers_start_at_nn_linear_scale():
     for dtype in (torch.float32, torch.complex64):
         weight = tnlayers.TNLinear(net, dtype=dtype).to_dense()
         assert weight.abs().pow(2).mean().sqrt().item() == pytest.approx(target, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_cli_into_a_closed_pipe_prints_no_traceback():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tnlayers.cli", "cost", "--list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader leaves at once, as `| head -0` would
+    err = process.stderr.read()
+    process.wait(timeout=120)
+    process.stderr.close()
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err

@@ -1,9 +1,9 @@
-"""Analyse: noise on data and attacks on parameters (seed 002 §5, spec §3.5).
+"""Analyse: noise on data and attacks on parameters (Chen et al. 2024, §5).
 
 - [`Noise`][tnlayers.Noise]: Gaussian, uniform or mixed (their sum), symmetric about 0 or not.
 - [`corrupt`][tnlayers.corrupt]: the noisy-data variants of a data set.
 - [`ParameterAttack`][tnlayers.ParameterAttack]: noise on chosen layers' parameters, in the
-  seed's two forms, transient or persistent, at training and/or at test time.
+  paper's two forms, transient or persistent, at training and/or at test time.
 
 Attacks attach to layers with torch's own mechanisms (parametrisations, forward hooks, optimiser
 step hooks) and detach cleanly; the layers know nothing about them.
@@ -30,7 +30,7 @@ NoiseKind = Literal["gaussian", "uniform", "mixed"]
 
 @dataclass(frozen=True)
 class Noise:
-    """A noise distribution of the seed's six kinds.
+    """A noise distribution of the paper's six kinds.
 
     ============ ============================ ===========================
     kind         symmetric                    asymmetric
@@ -121,7 +121,8 @@ class Noise:
         )
 
 
-#: The seed's six data-noise types (§5.1), at a unit scale; use ``dataclasses.replace`` to rescale.
+#: The paper's six data-noise types (Chen et al. 2024, §5.1), at a unit scale; use
+#: ``dataclasses.replace`` to rescale.
 NOISE_VARIANTS: tuple[Noise, ...] = tuple(
     Noise(kind, symmetric, 1.0)  # type: ignore[arg-type]
     for symmetric in (True, False)
@@ -184,7 +185,7 @@ class _AddNoise(nn.Module):
 
 
 class ParameterAttack:
-    """Noise on chosen layers' parameters, in seed 002's two forms (spec §3.5).
+    """Noise on chosen layers' parameters, in Chen et al.'s two forms (Chen et al. 2024, §5).
 
     Form ① ``σ(θ + ε)``: the noise enters the parameters before the nonlinearity: a Givens
     layer's angles become ``θ + ε`` inside cos and sin; other targets have every parameter named

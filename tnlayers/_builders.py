@@ -1,4 +1,4 @@
-"""Builders for the families of the seed papers; each returns an ordinary `Network`."""
+"""Builders for the families of the four papers; each returns an ordinary `Network`."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def _as_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
 
 
 def _kron_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
-    """Like ``_as_dims``, but integers split by seed 000's rule (factors as large as possible)."""
+    """Like ``_as_dims``, but integers split by QiMLP's rule (factors as large as possible)."""
     _check_dims(name, dims)
     if isinstance(dims, int):
         return kronecker_factors(dims, parts), dims
@@ -62,7 +62,7 @@ def _default_parts(*dims: Dims) -> int:
     for d in dims:
         if not isinstance(d, int):
             return len(tuple(d))
-    # Aim for legs of size about 8, the sweet spot of seed 003's layers.
+    # Aim for legs of size about 8, the sweet spot of MPO-Net's layers.
     return max(2, math.ceil(math.log(max(dims), 8) - 1e-9))  # type: ignore[type-var]
 
 
@@ -73,7 +73,7 @@ def mpo(
     *,
     cores: int | None = None,
 ) -> Network:
-    r"""A matrix product operator (tensor train) in the convention of seed 003 (MPO-Net).
+    r"""A matrix product operator (tensor train) in the convention of MPO-Net (Gao et al. 2020).
 
     Core ``k`` is ``core{k}`` with legs ``(b{k-1}, j{k}, i{k}, b{k})`` (the boundary bonds of size 1
     are left out), so that
@@ -92,7 +92,7 @@ def mpo(
 
     Examples
     --------
-    >>> mpo((4, 7, 7, 4), (4, 4, 4, 4), 2).num_params  # seed 003's FC2 layer 1 at D = 2
+    >>> mpo((4, 7, 7, 4), (4, 4, 4, 4), 2).num_params  # MPO-Net's FC2 layer 1 at D = 2
     288
     """
     _check_dims("in_dims", in_dims)
@@ -145,7 +145,7 @@ def mpo(
 def kronecker(
     in_dims: Dims, out_dims: Dims, terms: int = 1, *, bodies: int | None = None
 ) -> Network:
-    r"""A sum of ``terms`` Kronecker products with one factor ("body") per leg, as in seed 000.
+    r"""A sum of ``terms`` Kronecker products with one factor ("body") per leg, as in QiMLP.
 
     Body ``m`` is ``body{m}`` with legs ``(k, i{m}, j{m})``, the released QiMLP code's
     ``[k, p_m, q_m]`` storage. The term index ``k`` is shared by every body (a hyperedge for three
@@ -157,7 +157,7 @@ def kronecker(
     ----------
     in_dims, out_dims
         Input sizes ``p_m`` and output sizes ``q_m`` of the bodies, or feature sizes to split into
-        ``bodies`` legs by seed 000's rule (smallest factor as large as possible, then the
+        ``bodies`` legs by QiMLP's rule (smallest factor as large as possible, then the
         largest: 784 → (28, 28), (7, 7, 16), (4, 4, 7, 7)).
     terms
         Number of Kronecker terms (the paper's copies ``K``).

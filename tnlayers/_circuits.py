@@ -1,9 +1,9 @@
-"""Declare: rotation-gate circuits (seed 002) as sequences of gates and as tensor networks.
+"""Declare: rotation-gate circuits (Chen et al. 2024) as sequences of gates and as tensor networks.
 
 Two kinds of circuit, both torch-free declarations like [`Network`][tnlayers.Network]:
 
 - [`GivensCircuit`][tnlayers.GivensCircuit]: two-level (Givens) rotations on pairs of basis
-  indices of one n-dimensional mode, the seed's parameterised T gate. Layouts: the seed's V shape
+  indices of one n-dimensional mode, Chen et al.'s parameterised T gate. Layouts: their V shape
   (2n − 3 gates), the Reck triangle, the Clements rectangle, or any sequence of index pairs.
 - [`QubitCircuit`][tnlayers.QubitCircuit]: gates on N qubits (single-qubit rotations, fixed gates
   and two-qubit rotations), layered as declared.
@@ -37,7 +37,7 @@ class GivensCircuit:
         ψ_p ← cos θ_t · ψ_p − sin θ_t · ψ_q
         ψ_q ← sin θ_t · ψ_p + cos θ_t · ψ_q
 
-    so that for ``q = p + 1`` it is the seed's ``T_{p+1}(θ)`` (spec §3.1: ``−sin θ`` in row p).
+    so that for ``q = p + 1`` it is ``T_{p+1}(θ)`` of Chen et al. 2024, eq. 3 (``−sin θ`` in row p).
     The circuit's matrix is ``U = G_{m−1} ⋯ G_1 G_0`` (gate 0 is applied first).
 
     Parameters
@@ -56,7 +56,7 @@ class GivensCircuit:
 
     Examples
     --------
-    >>> GivensCircuit.v(4).pairs  # the seed's Fig. 3 for iris: planes (1,2),(2,3),(3,4),(2,3),(1,2)
+    >>> GivensCircuit.v(4).pairs  # Chen et al.'s Fig. 3 (iris): (1,2),(2,3),(3,4),(2,3),(1,2)
     ((0, 1), (1, 2), (2, 3), (1, 2), (0, 1))
     """
 
@@ -85,10 +85,10 @@ class GivensCircuit:
     # ------------------------------------------------------------------ layouts
     @classmethod
     def v(cls, n: int) -> GivensCircuit:
-        """The seed's V-shaped layer (eqs. 4–5): 2n − 3 neighbouring rotations.
+        """Chen et al.'s V-shaped layer (eqs. 4–5): 2n − 3 neighbouring rotations.
 
         ``U = T_1(θ_0) ⋯ T_{n−1}(θ_{n−2}) · T_{n−2}(θ_{n−1}) ⋯ T_1(θ_{2n−4})``. In application
-        order the planes run ``(1,2) → (n−1,n) → (1,2)``; gate ``t`` here carries the seed's
+        order the planes run ``(1,2) → (n−1,n) → (1,2)``; gate ``t`` here carries Chen et al.'s
         ``θ_{2n−4−t}``.
         """
         _check_n(n)

@@ -51,7 +51,7 @@ class LowRankConv2d(nn.Sequential):
     """A ``k×k`` convolution ``C_in → r`` then a ``1×1`` convolution ``r → C_out`` (with bias).
 
     The factorised form of a convolution whose flattened ``(C_out, C_in·kh·kw)`` kernel has rank
-    ``r``: ``r(C_in·kh·kw + C_out)`` weights instead of ``C_out·C_in·kh·kw`` (seed 001 §2.2).
+    ``r``: ``r(C_in·kh·kw + C_out)`` weights instead of ``C_out·C_in·kh·kw`` (QIANets' SVD).
 
     Parameters
     ----------
@@ -162,7 +162,7 @@ class CompressionReport:
 
     @property
     def ratio(self) -> float:
-        """``params_before / params_after`` (seed 001's compression ratio, replaced layers)."""
+        """``params_before / params_after`` (QIANets' compression ratio, replaced layers)."""
         return self.params_before / self.params_after if self.layers else 1.0
 
     def __str__(self) -> str:

@@ -1,4 +1,4 @@
-r"""Analyse: seed 000's strong-correlation measure of two-body layer outputs (eqs. 7–12).
+r"""Analyse: QiMLP's strong-correlation measure of two-body layer outputs (eqs. 7–12).
 
 A layer output ``y`` of length ``N_A·N_B`` is read as a pure two-body state ``ψ = y / ‖y‖``.
 Its total correlation ``I = S(ρ_A) + S(ρ_B) − S(ρ_AB)`` (eq. 10) is compared with the classical
@@ -99,7 +99,7 @@ def strong_correlation(
     reading: Reading = "partial-trace",
     steps: int = 300,
 ) -> Correlation:
-    r"""Seed 000's strong correlation of each row of ``y``, read as a two-body state.
+    r"""QiMLP's strong correlation of each row of ``y``, read as a two-body state.
 
     Parameters
     ----------
@@ -263,7 +263,7 @@ def correlation_report(
 def plot_correlation(
     report: dict[str, Correlation], path: str | Path | None = None, *, axes: Any = None
 ) -> Any:
-    """Histograms of ``C`` per layer with the CC/SC split (seed 000's Figs. 6–7).
+    """Histograms of ``C`` per layer with the CC/SC split (QiMLP's Figs. 6–7).
 
     Parameters
     ----------

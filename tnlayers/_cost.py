@@ -79,7 +79,7 @@ class CostReport:
 
     @property
     def compression_ratio(self) -> float:
-        """``params / dense_params`` (seed 003's ρ: below 1 means fewer parameters)."""
+        """``params / dense_params`` (MPO-Net's ρ: below 1 means fewer parameters)."""
         return self.params / self.dense_params
 
     def strategy_dict(self, name: Strategy) -> dict[str, Any]:

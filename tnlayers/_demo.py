@@ -41,7 +41,7 @@ def catalogue_table(batch: int = 100) -> str:
 
 
 def _weights(model: nn.Module) -> int:
-    """Weight parameters (biases excluded), as seed 003 counts them."""
+    """Weight parameters (biases excluded), as MPO-Net counts them."""
     return sum(p.numel() for name, p in model.named_parameters() if not name.endswith("bias"))
 
 
@@ -122,7 +122,7 @@ def run_demo(
         One result per model: ``model``, ``weights``, ``steps``, ``epochs``, ``seconds``,
         ``accuracy``.
     """
-    echo("Built-in networks of the seed papers (batch 100, training step):\n")
+    echo("Built-in networks of the four papers (batch 100, training step):\n")
     echo(catalogue_table(100))
     x_train, y_train, x_test, y_test = load_mnist_5k(seed=seed)
     if quick:

@@ -1,4 +1,4 @@
-"""Amplitude encoding (seed 002, eq. 6): a feature vector as a normalised state."""
+"""Amplitude encoding (Chen et al. 2024, eq. 6): a feature vector as a normalised state."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ class Factorization:
     features
         The size asked for.
     dims
-        Leg sizes, small at both ends and large in the middle (seed 003's ``(4, 7, 7, 4)``).
+        Leg sizes, small at both ends and large in the middle (MPO-Net's ``(4, 7, 7, 4)``).
     padded
         ``prod(dims)``; equal to ``features`` unless padding was needed.
     """
@@ -205,7 +205,7 @@ def _largest(n: int, parts: int) -> tuple[int, ...]:
 
 
 def kronecker_factors(features: int, parts: int) -> tuple[int, ...]:
-    """Seed 000's rule for Kronecker factor sizes: "all sub-matrices as large as possible".
+    """QiMLP's rule for Kronecker factor sizes: "all sub-matrices as large as possible".
 
     Maximises the smallest factor, then the largest, and returns them ascending. No padding: a
     size with no good split (a prime) keeps its size-1 factors.

@@ -65,7 +65,7 @@ def fine_tune(
     x_eval, y_eval
         Data for the before/after accuracy.
     epochs, lr, weight_decay, batch
-        Adam settings (seed 001: lr 1e-3, weight decay 1e-4).
+        Adam settings (QIANets: lr 1e-3, weight decay 1e-4).
     generator
         For the shuffling.
     progress

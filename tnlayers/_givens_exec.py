@@ -14,7 +14,7 @@ A segment's block is built in closed form when its gates form a staircase of nei
 the identity.
 
 The blocks are general 2 × 2 matrices, not angles, so that noise added to the gate entries
-(seed 002's attack form ②, which breaks orthogonality) runs through the same code.
+(Chen et al.'s attack form ②, which breaks orthogonality) runs through the same code.
 """
 
 from __future__ import annotations

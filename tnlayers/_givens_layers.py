@@ -1,4 +1,4 @@
-"""Execute: a layer whose weight is a circuit of Givens rotations (seed 002's quantum layer)."""
+"""Execute: a layer whose weight is a circuit of Givens rotations (Chen et al.'s quantum layer)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class GivensLinear(nn.Module):
     circuit
         A [`GivensCircuit`][tnlayers.GivensCircuit], or the dimension ``n`` with ``layout``.
     layout
-        For an integer ``circuit``: ``"v"`` (the seed's V shape, 2n − 3 angles; default),
+        For an integer ``circuit``: ``"v"`` (Chen et al.'s V shape, 2n − 3 angles; default),
         ``"reck"`` or ``"clements"`` (n(n − 1)/2 angles each).
     output
         ``"amplitudes"`` (default) returns ``U x``; ``"probabilities"`` returns its squares
@@ -49,7 +49,7 @@ class GivensLinear(nn.Module):
     device, dtype
         Where and in what dtype to create the angles.
     generator
-        Random generator for the initial angles, ``U(−π, π)`` (spec §3.2).
+        Random generator for the initial angles, ``U(−π, π)`` (Chen et al. 2024, eqs. 4–5).
 
     Shapes
     ------
@@ -59,7 +59,7 @@ class GivensLinear(nn.Module):
     Examples
     --------
     >>> import torch, tnlayers
-    >>> layer = tnlayers.GivensLinear(784)  # the seed's V layer: 2·784 − 3 angles
+    >>> layer = tnlayers.GivensLinear(784)  # Chen et al.'s V layer: 2·784 − 3 angles
     >>> layer.num_params, layer(torch.randn(8, 784)).shape
     (1565, torch.Size([8, 784]))
     """
@@ -106,7 +106,7 @@ class GivensLinear(nn.Module):
         # that must stay off the hot path.
         self._schedules: dict[tuple[object, ...], tuple[GivensPlan, str]] = {}
         # Applied to the gate blocks before use: an extension point for perturbing the gate
-        # entries themselves (seed 002's attack form ②, see tnlayers.ParameterAttack).
+        # entries themselves (Chen et al.'s attack form ②, see tnlayers.ParameterAttack).
         self.block_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.reset_parameters(generator)
 

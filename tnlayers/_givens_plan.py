@@ -1,7 +1,7 @@
 """Plan: how a Givens circuit runs, and what it costs.
 
 A two-level rotation touches two coordinates, so a circuit of m gates on a batch of B vectors is
-only ``8·m·B`` FLOPs. What costs on a CPU is the *depth*: the seed's V layer is a chain of
+only ``8·m·B`` FLOPs. What costs on a CPU is the *depth*: Chen et al.'s V layer is a chain of
 2n − 3 dependent gates, and one torch call per gate (~5 µs each) would dominate. Three
 strategies trade calls for FLOPs:
 

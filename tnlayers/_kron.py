@@ -1,4 +1,4 @@
-"""Analyse: the nearest sum of Kronecker products to a matrix (seed 000's weight form)."""
+"""Analyse: the nearest sum of Kronecker products to a matrix (QiMLP's weight form)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def nearest_kronecker(
         ``(out_features, in_features)``, like ``nn.Linear.weight``.
     in_dims, out_dims
         Body sizes ``p_m`` and ``q_m`` (products equal to the features), or the feature sizes to
-        split by seed 000's rule into ``bodies`` factors.
+        split by QiMLP's rule into ``bodies`` factors.
     terms
         Number of Kronecker products ``K``.
     bodies

@@ -1,4 +1,5 @@
-"""Execute: QiMLP's layer (seed 000), a Kronecker-product sum with a Kronecker or dense bias."""
+"""Execute: QiMLP's layer (Zhang et al. 2025), a Kronecker-product sum with a Kronecker or
+dense bias."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class KronLinear(TNLinear):
         Number of Kronecker products ``K`` (the paper's copies ``k``).
     in_dims, out_dims
         Factor sizes ``p_m`` / ``q_m`` (products equal to the features; rectangular factors are
-        fine). Default: seed 000's rule, every factor as large as possible
+        fine). Default: QiMLP's rule, every factor as large as possible
         (784 → (28, 28), (7, 7, 16), (4, 4, 7, 7)).
     bias
         ``"kron"``: ``b = β_1 ⊗ … ⊗ β_M`` (eq. 3, ``Σ q_m`` parameters, in ``bias_factors``);

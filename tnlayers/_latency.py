@@ -1,4 +1,4 @@
-"""Analyse: inference latency per image, measured honestly (seed 001 §2.5, done properly).
+"""Analyse: inference latency per image, measured honestly (the QIANets latency, done properly).
 
 Every model runs in eval mode under ``no_grad`` with a fixed thread count, after warm-up
 passes, and the models are timed in interleaved rounds (so that a shared machine's drift hits

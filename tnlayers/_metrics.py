@@ -1,4 +1,5 @@
-"""Analyse: the classification report of seed 002 (accuracy, per-class P/R/F1, P-R and ROC areas).
+"""Analyse: the classification report of Chen et al. 2024 (accuracy, per-class P/R/F1, P-R and
+ROC areas).
 
 A diverged model (NaN or infinite logits or loss) gets a report that says so, with chance-level
 metrics where they cannot be computed, instead of an exception from deep inside scikit-learn.
@@ -53,7 +54,7 @@ class ClassificationReport:
 
     @property
     def f1_mean_var(self) -> tuple[float, float]:
-        """Mean and variance of the per-class F1 (the seed reports both)."""
+        """Mean and variance of the per-class F1 (Chen et al. 2024 report both)."""
         return self._mean_var(self.f1)
 
     @property

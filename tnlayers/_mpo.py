@@ -101,7 +101,7 @@ class MPO:
 
     @property
     def num_params(self) -> int:
-        """``Σ_k D_{k-1} J_k I_k D_k`` (eq. 6 of seed 003)."""
+        """``Σ_k D_{k-1} J_k I_k D_k`` (eq. 6 of MPO-Net)."""
         return sum(c.numel() for c in self.cores)
 
     @property

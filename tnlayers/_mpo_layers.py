@@ -1,4 +1,4 @@
-"""Execute: MPO-Net's layers (seed 003) — an MPO linear layer and an MPO convolution."""
+"""Execute: MPO-Net's layers (Gao et al. 2020) — an MPO linear layer and an MPO convolution."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _mpo_network(
 
 
 class _MPOLayer(TNLinear):
-    """What MPO layers share: the seed's initialisation and the canonical-form analysis."""
+    """What MPO layers share: MPO-Net's initialisation and the canonical-form analysis."""
 
     _init_scheme: Init = "variance"
 
@@ -122,7 +122,7 @@ class _MPOLayer(TNLinear):
 
 
 class MPOLinear(_MPOLayer):
-    r"""A linear layer whose weight is a matrix product operator (MPO-Net, seed 003).
+    r"""A linear layer whose weight is a matrix product operator (MPO-Net, MPO-Net).
 
     ``W = M_{I_1..I_n}^{J_1..J_n}(D)`` with cores ``(D_{k-1}, J_k, I_k, D_k)``; the leg sizes are
     chosen as balanced factorisations of the feature sizes unless given.

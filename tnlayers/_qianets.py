@@ -1,14 +1,14 @@
-"""Compress: the QIANets steps (seed 001) — staged pruning with "entanglement", and
+"""Compress: the QIANets steps (Balapanov et al. 2024) — staged pruning with "entanglement", and
 annealing-style factorisation. Truncated SVD is [`truncated_svd`][tnlayers.truncated_svd] and
 [`compress`][tnlayers.compress] with ``method="low_rank"``.
 
-Pruning (spec §2.1): importance ``|W|``, probabilities ``softmax(vec |W|)`` per layer, a threshold
+Pruning: importance ``|W|``, probabilities ``softmax(vec |W|)`` per layer, a threshold
 at the α-quantile of those probabilities (softmax is monotone, so this is magnitude pruning at
 the α-quantile of ``|W|``), applied in stages; each newly pruned weight's flat neighbours are
 pruned too with probability ``p_entangle``. Masks go through ``torch.nn.utils.prune``, so they
 persist through fine-tuning and ``prune.remove`` makes them permanent.
 
-Factorisation (spec §2.3): ``W ≈ W₁ W₂`` by L-BFGS in rounds whose step size decays
+Factorisation (their annealing): ``W ≈ W₁ W₂`` by L-BFGS in rounds whose step size decays
 geometrically (the paper's "annealing"), from a random start (the paper's) or an SVD warm start.
 """
 
@@ -84,7 +84,7 @@ def qianets_prune(
     names: Iterable[str] | None = None,
     generator: torch.Generator | None = None,
 ) -> PruningReport:
-    """Prune ``model`` in place, QIANets style (spec §2.1).
+    """Prune ``model`` in place, QIANets style (QIANets' pruning).
 
     Stage ``s = 1 … S`` raises each layer's sparsity to ``α·s/S`` by pruning the weights of
     lowest softmax importance (exact counts: ties broken by position), then prunes each newly
@@ -104,7 +104,7 @@ def qianets_prune(
     p_entangle
         Neighbour pruning probability (the code's 0.5).
     types, names
-        Which layers: by type (the seed prunes every ``nn.Conv2d``) and optionally exact names.
+        Which layers: by type (QIANets prune every ``nn.Conv2d``) and optionally exact names.
     generator
         For the entanglement draws.
 
@@ -141,7 +141,7 @@ def _prune_stage(
         newly[order] = True
         newly &= mask != 0
     if p_entangle > 0 and newly.any():
-        # Each newly pruned weight tries each neighbour with its own draw (spec §2.1).
+        # Each newly pruned weight tries each neighbour with its own draw (QIANets' pruning).
         draws = (torch.rand(2, newly.numel(), generator=generator) < p_entangle).to(newly.device)
         spread = torch.zeros_like(newly)
         spread[1:] |= newly[:-1] & draws[0, :-1]
@@ -184,7 +184,7 @@ def anneal_factorize(
     init: str = "random",
     generator: torch.Generator | None = None,
 ) -> AnnealedFactors:
-    """``W ≈ W₁ W₂`` by L-BFGS rounds with a geometrically decaying step (spec §2.3).
+    """``W ≈ W₁ W₂`` by L-BFGS rounds with a geometrically decaying step (QIANets' annealing).
 
     Round ``t`` runs ``torch.optim.LBFGS`` (strong-Wolfe line search, ``max_iter`` iterations)
     with step size ``lr·decayᵗ`` on ``‖W − W₁W₂‖_F²``. A round that does not lower the loss is

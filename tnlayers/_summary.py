@@ -15,7 +15,7 @@ __all__ = ["compression_ratio", "summary"]
 
 
 def compression_ratio(model: nn.Module) -> float:
-    r"""ρ of seed 003's eq. 9: tensor-network parameters over the dense parameters they replace.
+    r"""ρ of MPO-Net's eq. 9: tensor-network parameters over the dense parameters they replace.
 
     ``ρ = Σ_l N_tn^{(l)} / Σ_l N_dense^{(l)}`` over the model's tensor-network layers only
     (biases and untouched layers excluded).
@@ -60,7 +60,7 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
 
     Columns: layer name, type, features, parameters, dense parameters, ratio, chosen strategy and
     forward FLOPs for ``batch`` inputs. The footer gives the total parameters and ρ, the
-    compression ratio of seed 003's eq. 9 (tensor-network layers only, biases excluded).
+    compression ratio of MPO-Net's eq. 9 (tensor-network layers only, biases excluded).
 
     Parameters
     ----------
@@ -120,5 +120,5 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
     )
     if any(isinstance(m, TNLinear) for m in model.modules()):
         rho = compression_ratio(model)
-        footer += f"\nρ (eq. 9 of seed 003, tensor-network layers only): {rho:.4g}"
+        footer += f"\nρ (eq. 9 of MPO-Net, tensor-network layers only): {rho:.4g}"
     return format_table(table) + "\n" + footer

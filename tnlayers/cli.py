@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -148,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.list or args.network is None:
             for name, entry in CATALOGUE.items():
-                print(f"{name:<14} {entry.paper:<12} {entry.description}")
+                print(f"{name:<14} {entry.paper:<24} {entry.description}")
             return 0
         network = _network_from_args(args)
         the_report = cost(network, args.batch, mode=args.mode, itemsize=args.itemsize)
@@ -160,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TNLayersError, ImportError) as err:
         print(f"tnlayers: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``tnlayers cost --list | head``): not an error of ours. Point
+        # stdout at devnull so that Python's exit-time flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

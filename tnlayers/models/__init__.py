@@ -1,13 +1,15 @@
-"""The seed papers' models, in dense and tensor-network form.
+"""The four papers' models, in dense and tensor-network form.
 
-- MPO-Net (seed 003): [`FC2`][tnlayers.models.FC2] and [`LeNet5`][tnlayers.models.LeNet5].
-- QiMLP (seed 000): [`QiMLP`][tnlayers.models.QiMLP] and its control [`MLP`][tnlayers.models.MLP].
-- Hybrid quantum-inspired networks (seed 002): [`QRFNN`][tnlayers.models.QRFNN],
+- MPO-Net (Gao et al. 2020): [`FC2`][tnlayers.models.FC2] and [`LeNet5`][tnlayers.models.LeNet5].
+- QiMLP (Zhang et al. 2025): [`QiMLP`][tnlayers.models.QiMLP] and its control
+  [`MLP`][tnlayers.models.MLP].
+- Hybrid quantum-inspired networks (Chen et al. 2024): [`QRFNN`][tnlayers.models.QRFNN],
   [`QDFNN`][tnlayers.models.QDFNN], [`TQFNN`][tnlayers.models.TQFNN], their convolutional
   versions [`QRCNN`][tnlayers.models.QRCNN], [`QDCNN`][tnlayers.models.QDCNN],
   [`TQCNN`][tnlayers.models.TQCNN], and the baselines [`BaselineMLP`][tnlayers.models.BaselineMLP]
   and [`BaselineCNN`][tnlayers.models.BaselineCNN].
-- Compression experiments (seed 001): [`SmallResNet`][tnlayers.models.SmallResNet] and
+- Compression experiments (QIANets, Balapanov et al. 2024):
+  [`SmallResNet`][tnlayers.models.SmallResNet] and
   [`SmallDenseNet`][tnlayers.models.SmallDenseNet].
 """
 

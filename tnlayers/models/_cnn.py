@@ -1,6 +1,6 @@
-"""Small ResNet- and DenseNet-style CNNs for seed 001's compression experiments at CPU scale.
+"""Small ResNet- and DenseNet-style CNNs for QIANets' compression experiments at CPU scale.
 
-Spec §2.7: the paper's ImageNet backbones at 224 × 224 do not fit a 2-core CPU; these keep their
+At CPU scale: the paper's ImageNet backbones at 224 × 224 do not fit a 2-core CPU; these keep their
 defining blocks (residual BasicBlocks; dense blocks with transitions) at MNIST size.
 """
 

@@ -1,10 +1,11 @@
-"""Seed 002's hybrid quantum-inspired networks and their classical baselines.
+"""Chen et al.'s hybrid quantum-inspired networks and their classical baselines.
 
 QRFNN / QDFNN / TQFNN (eqs. 7, 8, 10): a classical input layer (only when the input size differs
 from the circuit's), amplitude encoding, ``L`` Givens circuit layers joined by residual (adaptive
 λ), dense (λ_{l,j} over all earlier states) or no connections, and a classical output layer.
-QRCNN / QDCNN / TQCNN put the small convolutional front end of spec §3.4 before them. The
-baselines replace the circuit layers by classical hidden layers of the same width.
+QRCNN / QDCNN / TQCNN put a small convolutional front end before them (our assumption: the paper
+gives no architecture). The baselines replace the circuit layers by classical hidden layers of the
+same width.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class CircuitStack(nn.Module):
     connection
         ``"residual" | "dense" | "none"``.
     layout
-        The circuits' layout (``"v"``, the seed's, by default).
+        The circuits' layout (``"v"``, Chen et al.'s, by default).
     activation
         Optional nonlinearity between circuit layers.
 
@@ -177,7 +178,7 @@ class TQFNN(HybridFNN):
 
 
 def conv_features(in_channels: int) -> nn.Sequential:
-    """Spec §3.4's front end: two (3×3 conv, LeakyReLU, 2×2 max-pool) stages, 8 and 16 channels."""
+    """our front end: two (3×3 conv, LeakyReLU, 2×2 max-pool) stages, 8 and 16 channels."""
     return nn.Sequential(
         nn.Conv2d(in_channels, 8, 3, padding=1),
         nn.LeakyReLU(),
@@ -203,7 +204,7 @@ class HybridCNN(nn.Module):
     classes
         Output size.
     n
-        The circuits' dimension (16 = 4 qubits by default, spec §3.4).
+        The circuits' dimension (16 = 4 qubits by default; our choice, the paper gives none).
     layers, connection, layout, activation
         As for [`CircuitStack`][tnlayers.models.CircuitStack].
     """
@@ -254,15 +255,15 @@ class TQCNN(HybridCNN):
 
 def _hidden(n: int, layers: int) -> nn.ModuleList:
     # Each block ends in its activation, so an attack on a block's output (form ②) is added
-    # after the nonlinearity, as the seed describes for classical networks.
+    # after the nonlinearity, as Chen et al. describe for classical networks.
     return nn.ModuleList(nn.Sequential(nn.Linear(n, n), nn.LeakyReLU()) for _ in range(layers))
 
 
 class BaselineMLP(nn.Module):
-    """The seed's classical control: ``L`` hidden LeakyReLU layers of the circuits' width.
+    """Chen et al.'s classical control: ``L`` hidden LeakyReLU layers of the circuits' width.
 
     ``d → n`` input layer only if ``d ≠ n``; for iris (``d = n = 4``, ``L = 2``) it is
-    4 → 4 → 4 → 3 (spec §3.7). Attackable blocks are ``hidden.0``, ``hidden.1``, …
+    4 → 4 → 4 → 3 (our CPU-scale protocol). Attackable blocks are ``hidden.0``, ``hidden.1``, …
     """
 
     def __init__(self, in_features: int, classes: int, n: int | None = None, *, layers: int = 2):
@@ -286,8 +287,8 @@ class BaselineMLP(nn.Module):
 class BaselineCNN(nn.Module):
     """The same conv front end, then Linear(→ n) and ``L`` hidden LeakyReLU layers of width n.
 
-    The seed's leaky-ReLU CNN baseline (spec §3.4). Its "rot-ReLU" variant is defined only in an
-    unreachable supplement and is not provided.
+    Chen et al.'s leaky-ReLU CNN baseline (its architecture is our assumption: the paper gives
+    none). Its "rot-ReLU" variant is defined only in an unreachable supplement and is not provided.
     """
 
     def __init__(

@@ -1,4 +1,5 @@
-"""MPO-Net's MNIST models (seed 003 §4.4): FC2 and LeNet-5, dense or with MPO layers."""
+"""MPO-Net's MNIST models (Gao et al. 2020 and the authors' code): FC2 and LeNet-5, dense or
+with MPO layers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""QiMLP's models (seed 000 §1.3): the dense MLP control and the M-body Kronecker MLPs."""
+"""QiMLP's models (Zhang et al. 2025): the dense MLP control and the M-body Kronecker MLPs."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class MLP(nn.Module):
 class QiMLP(nn.Module):
     r"""QiMLP: the MLP with every weight a sum of ``terms`` ``bodies``-body Kronecker products.
 
-    Factor sizes follow seed-specs §1.3 so that parameter counts equal the paper's: MNIST
+    Factor sizes follow QiMLP's configurations so that parameter counts equal the paper's: MNIST
     2b/3b/4b = 3,451 / 769 / 357 at ``terms=1`` (Kronecker biases), CIFAR-10 2b/3b = 38,010 /
     15,014 (dense biases). GELU follows every layer but the last; there is no Dropout.
 
