@@ -225,3 +225,35 @@ def test_a_query_defaults_to_the_grad_mode_the_forward_pass_uses(monkeypatch):
     seen = _ran(monkeypatch)
     layer(torch.randn(16, 784))
     assert layer.chosen_strategy(16) == seen[-1] == layer.chosen_strategy(16, training=False)
+
+
+def test_our_constant_mark_is_the_one_torch_compiler_sets():
+    # tnlayers marks its plan look-up as torch.compiler.assume_constant_result does, without
+    # importing torch._dynamo at import time; if torch ever marks functions differently, this
+    # fails (and so do the compile tests).
+    def probe():
+        return 1
+
+    marked = torch.compiler.assume_constant_result(probe)
+    mark = {k: v for k, v in vars(marked).items()}
+    assert mark == {"_dynamo_marked_constant": True}
+    assert tnlayers._strategy.execution._dynamo_marked_constant is True
+
+
+@pytest.mark.slow
+def test_import_does_not_load_dynamo():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, tnlayers; print(any(m.startswith('torch._dynamo') for m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.strip() == "False"

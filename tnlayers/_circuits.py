@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from ._errors import NetworkSpecError, OptionError
 from ._network import Network
+
+if TYPE_CHECKING:  # imported where used: networkx is slow to import
+    pass
 
 __all__ = ["GivensCircuit", "QubitCircuit", "QubitGate"]
 
@@ -353,6 +355,8 @@ class QubitCircuit:
 
 def _qubit_components(gates: Sequence[QubitGate], num_qubits: int) -> list[set[int]]:
     """Sets of qubits that the gates connect."""
+    import networkx as nx
+
     graph = nx.Graph()
     graph.add_nodes_from(range(num_qubits))
     graph.add_edges_from((g.qubits[0], q) for g in gates for q in g.qubits[1:])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from ._network import Network
+
+if TYPE_CHECKING:  # imported where used: networkx is slow to import
+    import networkx as nx
 
 __all__ = ["draw"]
 
@@ -27,6 +28,8 @@ def pyplot(headless: bool) -> Any:
 
 def _display_graph(network: Network) -> nx.Graph:
     """Tensors as nodes; bonds as edges; hyperedges as dot nodes; open legs as end nodes."""
+    import networkx as nx
+
     graph = nx.Graph()
     for name in network.tensor_names:
         graph.add_node(("tensor", name), kind="tensor", label=name)
@@ -76,6 +79,8 @@ def draw(
     matplotlib.figure.Figure
         The figure drawn into.
     """
+    import networkx as nx
+
     plt = pyplot(headless=ax is None and path is not None)
     graph = _display_graph(network)
     if ax is None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensornetwork as tn
 
 from ._errors import ArgumentTypeError, NetworkSpecError
 from ._network import Network
+
+if TYPE_CHECKING:  # imported where used: tensornetwork is slow to import
+    import tensornetwork as tn
 
 __all__ = ["from_tensornetwork", "to_tensornetwork"]
 
@@ -36,6 +38,8 @@ def to_tensornetwork(
         Nodes keyed by tensor name (copy nodes as ``"copy_<leg>"``), then the dangling input and
         output edges in the network's order.
     """
+    import tensornetwork as tn
+
     nodes: dict[str, tn.Node] = {}
     for name in network.tensor_names:
         value = tensors[name]
@@ -91,6 +95,8 @@ def from_tensornetwork(
     network, values
         The network and the node values keyed by tensor name.
     """
+    import tensornetwork as tn
+
     if not nodes:
         raise NetworkSpecError("no nodes given")
     for node in nodes:

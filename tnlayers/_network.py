@@ -15,11 +15,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from ._errors import NetworkSpecError
+
+if TYPE_CHECKING:  # imported where used: networkx is slow to import
+    import networkx as nx
 
 __all__ = ["Network"]
 
@@ -314,6 +315,8 @@ class Network:
         return features
 
     def _check_connected(self) -> None:
+        import networkx as nx
+
         graph = self.graph
         if nx.is_connected(graph):
             return
@@ -452,6 +455,8 @@ class Network:
         its legs, with attribute ``axis`` (the axis position). Index nodes carry ``size`` and
         ``side`` (``"input"``, ``"output"`` or ``None``). A fresh graph is built on every access.
         """
+        import networkx as nx
+
         graph = nx.Graph()
         inputs, outputs = set(self._inputs), set(self._outputs)
         for leg, size in self._sizes.items():

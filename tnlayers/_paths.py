@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import networkx as nx
 import opt_einsum
 from opt_einsum.paths import ssa_to_linear
+
+if TYPE_CHECKING:  # imported where used: networkx is slow to import
+    pass
 
 __all__ = ["DP_OPERANDS", "PathStep", "best_path", "path_flops", "walk_path"]
 
@@ -163,6 +165,8 @@ def _chain_order(
 ) -> tuple[list[int], bool] | None:
     """The tensors (all operands but the input) in chain order if they form a chain or a ring,
     and whether it is a ring."""
+    import networkx as nx
+
     tensors = [k for k in range(len(operands)) if k != input_operand]
     if len(tensors) < 2:
         return None

@@ -17,10 +17,10 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -271,7 +271,18 @@ def programs(
     return tuple(compile_contraction(c) for c in the_plan.strategies[strategy].contractions)
 
 
-@torch.compiler.assume_constant_result
+def _assume_constant_result(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compiler.assume_constant_result`` without importing ``torch._dynamo``.
+
+    The public decorator imports all of dynamo (≈ 1 s) only to set this attribute on ``fn``;
+    ``import tnlayers`` should not pay that. tests/test_strategy_owner.py checks that the public
+    decorator still marks functions exactly this way, and the compile tests that it works.
+    """
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
+
+
+@_assume_constant_result
 def execution(
     config: int,
     rows: int,
