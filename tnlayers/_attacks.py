@@ -124,7 +124,7 @@ class Noise:
 #: The paper's six data-noise types (Chen et al. 2024, §5.1), at a unit scale; use
 #: ``dataclasses.replace`` to rescale.
 NOISE_VARIANTS: tuple[Noise, ...] = tuple(
-    Noise(kind, symmetric, 1.0)  # type: ignore[arg-type]
+    Noise(kind, symmetric, 1.0)
     for symmetric in (True, False)
     for kind in ("gaussian", "uniform", "mixed")
 )
@@ -269,7 +269,7 @@ class ParameterAttack:
     # ------------------------------------------------------------------ which parameters
     def parameters(self) -> dict[str, tuple[nn.Module, str]]:
         """The form-① parameters: ``"target.param" → (owning module, parameter name)``."""
-        found = {}
+        found: dict[str, tuple[nn.Module, str]] = {}
         for name, module in self.targets.items():
             if isinstance(module, GivensLinear):
                 found[f"{name}.angles"] = (module, "angles")

@@ -59,11 +59,13 @@ def _kron_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]
 
 
 def _default_parts(*dims: Dims) -> int:
+    sizes: list[int] = []
     for d in dims:
         if not isinstance(d, int):
             return len(tuple(d))
+        sizes.append(d)
     # Aim for legs of size about 8, the sweet spot of MPO-Net's layers.
-    return max(2, math.ceil(math.log(max(dims), 8) - 1e-9))  # type: ignore[type-var]
+    return max(2, math.ceil(math.log(max(sizes), 8) - 1e-9))
 
 
 def mpo(

@@ -14,7 +14,7 @@ import fnmatch
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -100,11 +100,12 @@ class LowRankConv2d(nn.Sequential):
             first.weight.copy_(right.reshape(first.weight.shape))
             second.weight.copy_(left.reshape(second.weight.shape))
             if conv.bias is not None:
+                assert second.bias is not None
                 second.bias.copy_(conv.bias)
 
     def to_dense(self) -> torch.Tensor:
         """The equivalent ``(C_out, C_in, kh, kw)`` kernel."""
-        first, second = self[0].weight, self[1].weight
+        first, second = _weight(self[0]), _weight(self[1])
         flat = second.flatten(1) @ first.flatten(1)
         return flat.reshape(second.shape[0], *first.shape[1:])
 
@@ -369,10 +370,10 @@ def compress(
     for module, name in chosen.items():
         if progress is not None:
             progress(name)
-        new = _replace(module, method, rank, rel_error, param_ratio, bond, terms)  # type: ignore[arg-type]
-        if only_if_smaller and _params(new[0]) >= module.weight.numel():
+        replacement = _replace(module, method, rank, rel_error, param_ratio, bond, terms)  # type: ignore[arg-type]
+        if only_if_smaller and _params(replacement[0]) >= _weight(module).numel():
             continue
-        replacements[module] = new
+        replacements[module] = replacement
     chosen = {m: n for m, n in chosen.items() if m in replacements}
     for parent in list(target.modules()):
         for child_name, child in list(parent.named_children()):
@@ -382,7 +383,7 @@ def compress(
     layers = []
     for module, name in chosen.items():
         new, setting = replacements[module]
-        weight = module.weight.detach()
+        weight = _weight(module).detach()
         with torch.no_grad():
             approx = new.to_dense().reshape(weight.shape)  # type: ignore[operator]
         error = (torch.linalg.norm(approx - weight) / torch.linalg.norm(weight)).item()
@@ -403,6 +404,11 @@ def compress(
     return target, CompressionReport(tuple(layers), batch)
 
 
+def _weight(module: nn.Module) -> torch.Tensor:
+    """A layer's ``weight`` (``nn.Module.__getattr__`` is typed as returning modules too)."""
+    return cast(torch.Tensor, module.weight)
+
+
 def _params(module: nn.Module) -> int:
     if isinstance(module, TNLinear):
         return module.num_params
@@ -413,7 +419,7 @@ def _flops(module: nn.Module, rows: dict[nn.Module, int], batch: int, conv: bool
     if isinstance(module, LowRankConv2d):
         if any(part not in rows for part in module):
             return None
-        return sum(2 * rows[c] * c.weight[0].numel() * c.weight.shape[0] for c in module)
+        return sum(2 * rows[c] * _weight(c)[0].numel() * _weight(c).shape[0] for c in module)
     seen = rows.get(module, None if conv else batch)
     if seen is None:
         return None

@@ -255,7 +255,8 @@ def correlation_report(
     for name, layer in hidden:
         y = torch.cat(outputs[name])
         nonzero = torch.linalg.vector_norm(y, dim=1) > 0
-        result = strong_correlation(y[nonzero], tuple(layer.network.out_dims), reading=reading)
+        dims = layer.network.out_dims
+        result = strong_correlation(y[nonzero], (dims[0], dims[1]), reading=reading)
         report[name] = replace(result, skipped=int((~nonzero).sum()))
     return report
 

@@ -31,28 +31,57 @@ __all__ = [
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+Permutation = tuple[int, ...] | None
+
+
+class MatmulStep(NamedTuple):
+    """A pairwise step run as one batched matmul.
+
+    Pop positions ``hi`` then ``lo``; the row operand is the ``lo`` one if ``rows_low``; permute
+    (``None``: already in order) and reshape the operands to ``(batch, M, K)`` and
+    ``(batch, K, N)``, multiply, reshape to the result's legs and (last step only) permute them
+    into the requested order. ``-1`` in a shape stands for the batch size.
+    """
+
+    kind: str  # "matmul"
+    hi: int
+    lo: int
+    rows_low: bool
+    perm_a: Permutation
+    shape_a: tuple[int, int, int]
+    perm_b: Permutation
+    shape_b: tuple[int, int, int]
+    out_shape: tuple[int, ...]
+    out_perm: Permutation
+
+
+class EinsumStep(NamedTuple):
+    """A step a matmul cannot express: pop ``positions`` and run ``torch.einsum(equation)``."""
+
+    kind: str  # "einsum"
+    positions: tuple[int, ...]
+    equation: str
+
+
 class Program(NamedTuple):
     """A contraction compiled to torch calls; run it with [`run_program`][tnlayers.run_program].
 
-    It holds only tuples of strings and integers, so ``torch.compile`` can treat it as a constant.
+    It holds only (named) tuples of strings and integers, so ``torch.compile`` can treat it as a
+    constant.
 
     Attributes
     ----------
     steps
-        One entry per step. A pairwise step is ``("matmul", hi, lo, rows_low, perm_a, shape_a,
-        perm_b, shape_b, out_shape, out_perm)``: pop positions ``hi`` then ``lo``; the row
-        operand is the ``lo`` one if ``rows_low``; permute and reshape the operands to
-        ``(batch, M, K)`` and ``(batch, K, N)``, multiply, reshape to the result's legs
-        and (last step only) permute them into the requested order; ``None`` marks an identity
-        permutation. Other steps are ``("einsum", positions, equation)``.
+        One [`MatmulStep`][tnlayers._execute.MatmulStep] or
+        [`EinsumStep`][tnlayers._execute.EinsumStep] per step of the path.
     """
 
-    steps: tuple[tuple[object, ...], ...]
+    steps: tuple[MatmulStep | EinsumStep, ...]
 
 
 def _einsum_step(
     step_inputs: Sequence[tuple[str, ...]], out: tuple[str, ...], positions: tuple[int, ...]
-) -> tuple[object, ...]:
+) -> EinsumStep:
     legs = list(dict.fromkeys([*(leg for ops in step_inputs for leg in ops), *out]))
     if len(legs) > len(_LETTERS):
         raise NotImplementedError(
@@ -61,7 +90,8 @@ def _einsum_step(
         )
     letter = dict(zip(legs, _LETTERS, strict=False))
     lhs = ",".join("".join(letter[leg] for leg in ops) for ops in step_inputs)
-    return ("einsum", tuple(reversed(positions)), lhs + "->" + "".join(letter[leg] for leg in out))
+    equation = lhs + "->" + "".join(letter[leg] for leg in out)
+    return EinsumStep("einsum", tuple(reversed(positions)), equation)
 
 
 def _perm(current: Sequence[str], wanted: Sequence[str]) -> tuple[int, ...] | None:
@@ -150,7 +180,7 @@ def compile_contraction(contraction: Contraction) -> Program:
         return -1 if leg == BATCH else sizes[leg]
 
     stack = [tuple(legs) for legs in contraction.operands]
-    steps: list[tuple[object, ...]] = []
+    steps: list[MatmulStep | EinsumStep] = []
     last = len(contraction.steps) - 1
     for number, step in enumerate(contraction.steps):
         picked = [stack[p] for p in step.operands]
@@ -167,7 +197,7 @@ def compile_contraction(contraction: Contraction) -> Program:
             natural = (*batch, *a_free, *b_free)
             final = number == last
             steps.append(
-                (
+                MatmulStep(
                     "matmul",
                     hi,
                     lo,
@@ -191,22 +221,21 @@ def run_program(program: Program, operands: Sequence[torch.Tensor]) -> torch.Ten
     """Contract ``operands`` (in the contraction's operand order) with ``program``."""
     stack = list(operands)
     for step in program.steps:
-        if step[0] == "matmul":
-            _, hi, lo, rows_low, perm_a, shape_a, perm_b, shape_b, out_shape, out_perm = step
-            high = stack.pop(hi)
-            low = stack.pop(lo)
-            a, b = (low, high) if rows_low else (high, low)
-            if perm_a is not None:
-                a = a.permute(perm_a)
-            if perm_b is not None:
-                b = b.permute(perm_b)
-            out = torch.matmul(a.reshape(shape_a), b.reshape(shape_b)).reshape(out_shape)
-            stack.append(out if out_perm is None else out.permute(out_perm))
+        if isinstance(step, MatmulStep):
+            high = stack.pop(step.hi)
+            low = stack.pop(step.lo)
+            a, b = (low, high) if step.rows_low else (high, low)
+            if step.perm_a is not None:
+                a = a.permute(step.perm_a)
+            if step.perm_b is not None:
+                b = b.permute(step.perm_b)
+            out = torch.matmul(a.reshape(step.shape_a), b.reshape(step.shape_b))
+            out = out.reshape(step.out_shape)
+            stack.append(out if step.out_perm is None else out.permute(step.out_perm))
         else:
-            _, positions, equation = step
-            picked = [stack.pop(p) for p in positions]
+            picked = [stack.pop(p) for p in step.positions]
             picked.reverse()
-            stack.append(torch.einsum(equation, *picked))
+            stack.append(torch.einsum(step.equation, *picked))
     return stack[0]
 
 

@@ -45,7 +45,7 @@ def rotation_blocks(angles: torch.Tensor) -> torch.Tensor:
 
 class _RotateRows(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, state, blocks, layers):  # type: ignore[override]
+    def forward(ctx, state, blocks, layers):
         columns = state.shape[1]
         out = state.clone()
         read = []
@@ -61,7 +61,7 @@ class _RotateRows(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         blocks, *read = ctx.saved_tensors
         columns = grad.shape[1]
         grad = grad.clone()
@@ -101,7 +101,7 @@ class _ApplySegments(torch.autograd.Function):
     # Each segment's input rows are copied into one zero-padded buffer [S, w, columns], so that
     # the backward pass gets every block's gradient from a single batched product at the end.
     @staticmethod
-    def forward(ctx, state, mats, windows):  # type: ignore[override]
+    def forward(ctx, state, mats, windows):
         out = state.clone()
         read = state.new_zeros(mats.shape[0], mats.shape[1], state.shape[1])
         for s, (window, k) in enumerate(windows):
@@ -118,7 +118,7 @@ class _ApplySegments(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         mats, read = ctx.saved_tensors
         grad = grad.clone()
         seen = torch.zeros_like(read)

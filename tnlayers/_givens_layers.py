@@ -168,7 +168,9 @@ class GivensLinear(nn.Module):
         plan = self.plan(batch, training)
         model = MachineModel.for_device(self.angles.device.type)
         itemsize = self.angles.element_size()
-        times = {s: plan.time(s, batch, training, model, itemsize) for s in STRATEGIES}
+        times: dict[str, float] = {
+            s: plan.time(s, batch, training, model, itemsize) for s in STRATEGIES
+        }
         return GivensCost(plan, batch, training, self.chosen_strategy(batch, training), times)
 
     # ------------------------------------------------------------------ weights

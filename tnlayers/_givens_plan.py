@@ -158,7 +158,8 @@ class GivensPlan:
         planner's GEMM efficiency for their size; elementwise passes at ``_PASS_SHARE`` of its
         bandwidth. Both shares were fitted to `benchmarks/bench_givens.py` on the project CPU.
         """
-        calls, flops = self.calls(strategy), self.flops(strategy, batch)
+        calls: float = self.calls(strategy)
+        flops = self.flops(strategy, batch)
         moved = self.moved(strategy, batch) * itemsize
         if training:
             calls, flops, moved = calls * (1 + _BACKWARD_CALLS), flops * 3, moved * 3

@@ -143,9 +143,11 @@ class KronLinear(TNLinear):
         if self._bias_mode == "kron":
             if "bias_factors" not in self._modules:
                 reference = self._reference()
-                factory = {"dtype": reference.dtype, "device": reference.device}
                 self.bias_factors = nn.ParameterList(
-                    [nn.Parameter(torch.empty(q, **factory)) for q in self.network.out_dims]
+                    [
+                        nn.Parameter(torch.empty(q, dtype=reference.dtype, device=reference.device))
+                        for q in self.network.out_dims
+                    ]
                 )
             with torch.no_grad():
                 for beta in self.bias_factors:
@@ -210,7 +212,7 @@ class KronLinear(TNLinear):
         return layer
 
     @classmethod
-    def from_tensors(  # type: ignore[override]
+    def from_tensors(
         cls,
         network: Network,
         tensors: Mapping[str, torch.Tensor],
@@ -219,6 +221,7 @@ class KronLinear(TNLinear):
     ) -> KronLinear:
         """A layer from values of a [`kronecker`][tnlayers.kronecker] network (dense bias)."""
         names = network.tensor_names
+        factors: tuple[torch.Tensor, ...]
         if len(names) == 1:
             factors = (tensors[names[0]].unsqueeze(0),)
         else:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from functools import partial
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -118,15 +119,14 @@ class TNLinear(nn.Module):
         self._register_config(())
         self._names = network.tensor_names
         self._std = std
-        factory = {"device": device, "dtype": dtype}
         self.tensors = nn.ParameterDict(
             {
-                name: nn.Parameter(torch.empty(shape, **factory))
+                name: nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
                 for name, shape in network.shapes.items()
             }
         )
         if bias:
-            self.bias = nn.Parameter(torch.empty(network.out_features, **factory))
+            self.bias = nn.Parameter(torch.empty(network.out_features, device=device, dtype=dtype))
         else:
             self.register_parameter("bias", None)
         # The inference weight cache is a plain attribute, never a buffer, so state_dict keys
@@ -137,7 +137,8 @@ class TNLinear(nn.Module):
     # ------------------------------------------------------------------ construction helpers
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Re-initialise: variance-preserving tensors, ``nn.Linear``-style bias."""
-        variance_preserving_(self.tensors, self.network, self._std, generator=generator)
+        tensors = cast("MutableMapping[str, torch.Tensor]", self.tensors)
+        variance_preserving_(tensors, self.network, self._std, generator=generator)
         if self.bias is not None:
             bound = math.sqrt(3.0) * linear_default_std(self.network.in_features)
             with torch.no_grad():
@@ -149,13 +150,13 @@ class TNLinear(nn.Module):
         network: Network,
         tensors: Mapping[str, torch.Tensor],
         bias: torch.Tensor | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> TNLinear:
         """Build a layer holding copies of given tensor values (and bias, if any)."""
         first = next(iter(tensors.values()))
         layer = cls(
             network, bias=bias is not None, dtype=first.dtype, device=first.device, **kwargs
-        )  # type: ignore[arg-type]
+        )
         layer._copy_values(tensors, bias)
         return layer
 
@@ -382,7 +383,8 @@ class TNLinear(nn.Module):
     # ------------------------------------------------------------------ execution
     def to_dense(self) -> torch.Tensor:
         """The materialised weight, shape ``(out_features, in_features)``; differentiable."""
-        return contract_weight(self.network, self.tensors, optimize=self.optimize)
+        tensors = cast("Mapping[str, torch.Tensor]", self.tensors)
+        return contract_weight(self.network, tensors, optimize=self.optimize)
 
     def _weight(
         self, program: Program, use_cache: bool, values: list[torch.Tensor] | None = None

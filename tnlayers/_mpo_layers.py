@@ -194,7 +194,7 @@ class MPOLinear(_MPOLayer):
         return layer
 
     @classmethod
-    def from_tensors(  # type: ignore[override]
+    def from_tensors(
         cls,
         network: Network,
         tensors: Mapping[str, torch.Tensor],
@@ -378,6 +378,7 @@ class MPOConv2d(_MPOLayer):
         batch: int = 64,
         *,
         mode: Mode = "training",
+        measure: bool = False,
         image_size: tuple[int, int] | None = None,
     ) -> CostReport:
         """The cost report for ``batch`` images of ``image_size`` (default: the last input's).
@@ -392,7 +393,7 @@ class MPOConv2d(_MPOLayer):
                 "batch · H_out · W_out (or run the layer once and it uses that input's size)"
             )
         h, w = self.output_size(size)
-        return super().cost(batch * h * w, mode=mode)
+        return super().cost(batch * h * w, mode=mode, measure=measure)
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -253,8 +253,8 @@ class Network:
             )
         counts = self._index_counts()
         sides = set(self._inputs) | set(self._outputs)
-        for name, legs in self._tensors:
-            for leg in legs:
+        for name, tensor_legs in self._tensors:
+            for leg in tensor_legs:
                 if counts[leg] == 1 and leg not in sides:
                     raise NetworkSpecError(
                         f"open leg {leg!r} of tensor {name!r} (size {sizes[leg]}) is assigned to "

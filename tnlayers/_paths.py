@@ -208,8 +208,8 @@ def _chain_path(
     with or without the input."""
     n = len(chain)
     count: dict[str, int] = {}
-    for legs in operands:
-        for leg in set(legs):
+    for operand_legs in operands:
+        for leg in set(operand_legs):
             count[leg] = count.get(leg, 0) + 1
     out = set(output)
     legs_of: dict[Run, frozenset[str]] = {}

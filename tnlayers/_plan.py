@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import opt_einsum
 
@@ -38,7 +38,7 @@ __all__ = [
 
 Strategy = Literal["sequential", "materialise"]
 STRATEGIES: tuple[Strategy, ...] = ("sequential", "materialise")
-OptimizeKind = str | opt_einsum.paths.PathOptimizer
+OptimizeKind: TypeAlias = str | opt_einsum.paths.PathOptimizer
 
 # Reserved leg names used by plans; leg names of networks are identifiers, so these cannot clash.
 BATCH = "·batch"
@@ -371,7 +371,7 @@ class Plan:
     def reason(self, training: bool) -> str:
         """One sentence on why [`choose`][tnlayers.Plan.choose] picked its strategy."""
         best = self.choose(training)
-        other = "materialise" if best == "sequential" else "sequential"
+        other: Strategy = "materialise" if best == "sequential" else "sequential"
         t_best, t_other = self.time(best, training), self.time(other, training)
         f_best = self.strategies[best].training_flops if training else self.strategies[best].flops
         f_other = (

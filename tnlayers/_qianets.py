@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -57,10 +58,10 @@ class PruningReport:
 
 
 def _targets(
-    model: nn.Module, types: tuple[type, ...], names: Iterable[str] | None
+    model: nn.Module, types: tuple[type[nn.Module], ...], names: Iterable[str] | None
 ) -> list[tuple[str, nn.Module]]:
     wanted = None if names is None else set(names)
-    found = [
+    found: list[tuple[str, nn.Module]] = [
         (name, m)
         for name, m in model.named_modules()
         if isinstance(m, types) and (wanted is None or name in wanted)
@@ -72,6 +73,11 @@ def _targets(
             f"the model's Linear/Conv2d layers are {layers}"
         )
     return found
+
+
+def _tensor(module: nn.Module, name: str) -> torch.Tensor:
+    """A module's tensor attribute (``nn.Module.__getattr__`` is typed as returning modules too)."""
+    return cast(torch.Tensor, getattr(module, name))
 
 
 def qianets_prune(
@@ -122,7 +128,10 @@ def qianets_prune(
     for stage in range(1, stages + 1):
         for _, module in targets:
             _prune_stage(module, alpha * stage / stages, p_entangle, generator)
-    layers = tuple((name, m.weight.numel(), int((m.weight_mask == 0).sum())) for name, m in targets)
+    layers = tuple(
+        (name, _tensor(m, "weight").numel(), int((_tensor(m, "weight_mask") == 0).sum()))
+        for name, m in targets
+    )
     return PruningReport(layers, alpha, stages, p_entangle)
 
 
@@ -130,7 +139,7 @@ def qianets_prune(
 def _prune_stage(
     module: nn.Module, sparsity: float, p_entangle: float, generator: torch.Generator | None
 ) -> None:
-    weight = module.weight.detach()
+    weight = _tensor(module, "weight").detach()
     mask = getattr(module, "weight_mask", torch.ones_like(weight)).reshape(-1).clone()
     importance = torch.softmax((weight.reshape(-1) * mask).abs().double(), 0)
     importance[mask == 0] = -1.0  # already pruned: always below the threshold

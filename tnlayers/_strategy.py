@@ -250,7 +250,7 @@ def decide(
     """The strategy that runs for these arguments, and why. A pure look-up: it never times."""
     the_plan = plan_for(config, rows, dtype_name, device_type)
     if option in STRATEGIES:
-        return Decision(option, "forced", the_plan, training)  # type: ignore[arg-type]
+        return Decision(option, "forced", the_plan, training)
     predicted = the_plan.choose(training)
     if option == "model":
         return Decision(predicted, "model", the_plan, training)

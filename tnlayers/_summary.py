@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._cost import Mode
 from ._layer import TNLinear
 from ._mpo_layers import MPOConv2d
 from ._table import format_table
@@ -83,8 +84,9 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
         rows = rows_seen.get(module, None if is_conv else batch)
         if isinstance(module, TNLinear):
             params, dense = module.num_params, module.network.dense_params
-            mode = "training" if module.training else "inference"
-            strategy, flops = module.strategy, None
+            mode: Mode = "training" if module.training else "inference"
+            strategy: str = module.strategy
+            flops = None
             if rows is not None:
                 data = TNLinear.cost(module, rows, mode=mode).to_dict()
                 strategy, flops = data["strategy"], data["flops"]

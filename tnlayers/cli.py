@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._builders import kronecker, low_rank, mpo
 from ._catalogue import CATALOGUE
@@ -81,7 +82,7 @@ def _network_from_args(args: argparse.Namespace) -> Network:
         for name in ("in_dims", "out_dims"):
             if getattr(args, name) is None:
                 raise TNLayersError(f"a {kind} network needs {_FLAGS[name]}")
-    value = {name: getattr(args, name) or _DEFAULTS.get(name) for name in _FLAGS}
+    value: dict[str, Any] = {name: getattr(args, name) or _DEFAULTS.get(name) for name in _FLAGS}
     if kind == "mpo":
         return mpo(value["in_dims"], value["out_dims"], value["bond"], cores=value["cores"])
     if kind == "kronecker":

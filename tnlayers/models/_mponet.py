@@ -86,6 +86,8 @@ class FC2(nn.Module):
         super().__init__()
         _check_init(init)
         self.bond = bond
+        self.fc1: nn.Module
+        self.fc2: nn.Module
         if bond is None:
             self.fc1 = _dense(784, 256, False, init)
             self.fc2 = _dense(256, 10, False, init)
@@ -145,6 +147,7 @@ class LeNet5(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(2),
         )
+        fcs: list[nn.Module]
         if mpo:
             fcs = [
                 _mpo(shape, bond, True, init)
