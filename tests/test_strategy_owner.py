@@ -257,3 +257,17 @@ def test_import_does_not_load_dynamo():
         timeout=120,
     )
     assert done.stdout.strip() == "False"
+
+
+def test_summary_lists_circuit_layers_with_the_strategy_they_run():
+    # Before, summary() silently left GivensLinear layers out.
+    from tnlayers.models import QRFNN
+
+    model = QRFNN(4, 3).eval()
+    text = tnlayers.summary(model, batch=8, input_size=(4,))
+    rows = [line for line in text.splitlines() if "GivensLinear" in line]
+    assert len(rows) == 2
+    layer = model.stack.circuits[0]
+    assert f" {layer.chosen_strategy(8, False)} " in rows[0]
+    assert "16" in rows[0] and " 5 " in rows[0]  # dense n² = 16, 2n − 3 = 5 angles
+    assert tnlayers.compression_ratio(model) == pytest.approx(10 / 32)

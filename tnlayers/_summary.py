@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ._cost import Mode
+from ._givens_layers import GivensLinear
 from ._layer import TNLinear
 from ._mpo_layers import MPOConv2d
 from ._table import format_table
@@ -26,10 +27,17 @@ def compression_ratio(model: nn.Module) -> float:
     ValueError
         If the model has no tensor-network layer.
     """
-    layers = [m for m in model.modules() if isinstance(m, TNLinear)]
+    layers = [m for m in model.modules() if isinstance(m, TNLinear | GivensLinear)]
     if not layers:
         raise ValueError(f"{type(model).__name__} has no tensor-network layer: ρ is undefined")
-    return sum(m.num_params for m in layers) / sum(m.network.dense_params for m in layers)
+    return sum(m.num_params for m in layers) / sum(_dense_params(m) for m in layers)
+
+
+def _dense_params(layer: TNLinear | GivensLinear) -> int:
+    """Entries of the dense weight a tensor-network layer stands for."""
+    if isinstance(layer, GivensLinear):
+        return layer.n * layer.n
+    return layer.network.dense_params
 
 
 def _rows_per_layer(
@@ -44,7 +52,7 @@ def _rows_per_layer(
         else:
             rows[module] = args[0].numel() // args[0].shape[-1]
 
-    kinds = (TNLinear, nn.Linear, nn.Conv2d)
+    kinds = (TNLinear, GivensLinear, nn.Linear, nn.Conv2d)
     hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, kinds)]
     first = next(model.parameters())
     try:
@@ -91,6 +99,13 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
                 data = TNLinear.cost(module, rows, mode=mode).to_dict()
                 strategy, flops = data["strategy"], data["flops"]
             features = f"{module.in_features}→{module.out_features}"
+        elif isinstance(module, GivensLinear):
+            # Circuits of rotations run by their own schedules; same columns, same meaning.
+            params, dense = module.num_params, _dense_params(module)
+            training = module.training
+            strategy = module.chosen_strategy(rows or batch, training)
+            flops = module.plan(rows or batch, training).flops(strategy, rows or batch)  # type: ignore[arg-type]
+            features = f"{module.n}→{module.n}"
         elif isinstance(module, nn.Linear | nn.Conv2d):
             params = dense = module.weight.numel()
             strategy = "dense"
@@ -120,7 +135,7 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
         f"weights: {total:,} parameters vs {dense_total:,} dense "
         f"(ratio {total / dense_total:.3g}), batch {batch}"
     )
-    if any(isinstance(m, TNLinear) for m in model.modules()):
+    if any(isinstance(m, TNLinear | GivensLinear) for m in model.modules()):
         rho = compression_ratio(model)
         footer += f"\nρ (eq. 9 of MPO-Net, tensor-network layers only): {rho:.4g}"
     return format_table(table) + "\n" + footer
