@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import tnlayers
-from tnlayers._data import load_mnist_5k
+from tnlayers.data import load_mnist_5k
 
 
 def main() -> None:

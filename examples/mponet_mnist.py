@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import tnlayers
-from tnlayers._data import load_mnist_5k_splits
+from tnlayers.data import load_mnist_5k_splits
 from tnlayers.models import FC2, LeNet5
 
 # The paper's numbers (full MNIST, 60k/10k, 500 epochs; best test accuracy over training).

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import tnlayers
-from tnlayers._data import load_mnist_5k
+from tnlayers.data import load_mnist_5k
 from tnlayers.models import SmallDenseNet, SmallResNet
 
 # QIANets' Table 1 (CIFAR-10, ImageNet-pretrained backbones, A40 GPU).

@@ -38,7 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import tnlayers
-from tnlayers._data import load_mnist_5k_splits
+from tnlayers.data import load_mnist_5k_splits
 from tnlayers.models import MLP, QiMLP
 
 PAPER_ACCURACY = {"MLP": 95.33, "2b": 97.58, "3b": 95.10, "4b": 93.94}

@@ -6,6 +6,7 @@ inspect its [`cost`][tnlayers.cost], and train it as a [`TNLinear`][tnlayers.TNL
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import data as data
 from . import models as models
 from ._attacks import NOISE_VARIANTS as NOISE_VARIANTS
 from ._attacks import Noise as Noise
@@ -145,6 +146,7 @@ __all__ = [
     "correlation_report",
     "corrupt",
     "cost",
+    "data",
     "draw",
     "evaluate_accuracy",
     "factorize",

@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 
 from ._catalogue import CATALOGUE
 from ._cost import cost
-from ._data import load_mnist_5k
 from ._table import format_table
+from .data import load_mnist_5k
 from .models import FC2
 
 __all__ = ["catalogue_table", "run_demo"]

@@ -72,8 +72,8 @@ class Program(NamedTuple):
     Attributes
     ----------
     steps
-        One [`MatmulStep`][tnlayers._execute.MatmulStep] or
-        [`EinsumStep`][tnlayers._execute.EinsumStep] per step of the path.
+        One ``MatmulStep`` (a batched matmul with precomputed permutations and shapes) or
+        ``EinsumStep`` (a ``torch.einsum`` call) per step of the path.
     """
 
     steps: tuple[MatmulStep | EinsumStep, ...]

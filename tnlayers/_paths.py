@@ -44,7 +44,7 @@ Path = list[tuple[int, ...]]
 
 
 class PathStep(NamedTuple):
-    """One step of a path walked by [`walk_path`][tnlayers._paths.walk_path]."""
+    """One step of a path walked by ``walk_path``."""
 
     positions: tuple[int, ...]  # in the current operand list, ascending
     picked: tuple[Legs, ...]  # legs of the operands contracted

@@ -1,4 +1,4 @@
-"""Bundled data for demos and examples: no downloads at run time."""
+"""Bundled data for demos and examples (public: `tnlayers.data`); no downloads at run time."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def load_mnist_5k(
 def load_mnist_5k_splits(
     dev: int | float, test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[np.ndarray, ...]:
-    """[`load_mnist_5k`][tnlayers._data.load_mnist_5k] with a dev set split off the training part.
+    """[`load_mnist_5k`][tnlayers.data.load_mnist_5k] with a dev set split off the training part.
 
     Parameters
     ----------
