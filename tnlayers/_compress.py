@@ -423,4 +423,5 @@ def _flops(module: nn.Module, rows: dict[nn.Module, int], batch: int, conv: bool
     seen = rows.get(module, None if conv else batch)
     if seen is None:
         return None
-    return TNLinear.cost(module, seen, mode="inference").to_dict()["flops"]  # type: ignore[arg-type]
+    assert isinstance(module, TNLinear)
+    return module.rows_cost(seen, mode="inference").to_dict()["flops"]

@@ -109,11 +109,12 @@ class KronLinear(TNLinear):
                     f"{side}_dims {legs} multiply to {math.prod(legs)}, but {side}_features is "
                     f"{features}: Kronecker factors must multiply to the feature size exactly"
                 )
-        # Plain attributes set before nn.Module.__init__ runs reset_parameters.
-        object.__setattr__(self, "_init_scheme", init)
-        object.__setattr__(self, "_bias_mode", bias)
-        object.__setattr__(self, "_bias_init", bias_init)
-        object.__setattr__(self, "terms", terms)
+        # Set before TNLinear.__init__, which ends with reset_parameters() (torch.nn's order);
+        # plain attributes may be set before nn.Module.__init__.
+        self._init_scheme = init
+        self._bias_mode = bias
+        self._bias_init = bias_init
+        self.terms = terms
         if bias == "kron" and bias_init == "zeros" and len(network.out_dims) > 1:
             warnings.warn(
                 "a zero-initialised Kronecker bias of several factors stays zero for ever (each "
@@ -128,7 +129,7 @@ class KronLinear(TNLinear):
     @property
     def bias_mode(self) -> BiasMode:
         """``"kron"``, ``"full"`` or ``"none"``."""
-        return self._bias_mode  # type: ignore[return-value]
+        return self._bias_mode
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Re-initialise the factors (``init``) and the bias (``bias`` / ``bias_init``)."""

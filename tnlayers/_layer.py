@@ -297,9 +297,18 @@ class TNLinear(nn.Module):
         Its chosen strategy and reason are this layer's [`decision`][tnlayers.TNLinear.decision]:
         what the forward pass runs (``measure=True`` times first where a timing decides).
         """
+        return self.rows_cost(batch, mode=mode, measure=measure)
+
+    def rows_cost(self, rows: int, *, mode: Mode = "training", measure: bool = False) -> CostReport:
+        """The cost report for ``rows`` rows of the flattened contraction input.
+
+        The same as [`cost`][tnlayers.TNLinear.cost] for linear layers; for a convolution the
+        rows are ``batch · H_out · W_out`` unfolded patches. What ``summary()`` and
+        ``compress()`` ask, since they count rows by running the model.
+        """
         if mode not in ("training", "inference"):
             raise OptionError(f"mode must be 'training' or 'inference', got {mode!r}")
-        found = self.decision(batch, training=mode == "training", measure=measure)
+        found = self.decision(rows, training=mode == "training", measure=measure)
         measured = None if found.timing is None else dict(found.timing.seconds)
         return CostReport(found.plan, mode, found.strategy, found.reason, found.basis, measured)
 

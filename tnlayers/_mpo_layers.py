@@ -64,8 +64,9 @@ class _MPOLayer(TNLinear):
     def _set_init(self, init: Init) -> None:
         if init not in ("variance", "glorot"):
             raise OptionError(f"unknown init {init!r}; choose 'variance' or 'glorot'")
-        # Plain attribute set before nn.Module.__init__ runs reset_parameters.
-        object.__setattr__(self, "_init_scheme", init)
+        # Set before TNLinear.__init__, which ends with reset_parameters() (torch.nn's order);
+        # plain attributes may be set before nn.Module.__init__.
+        self._init_scheme = init
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Re-initialise the cores (``init="variance"`` or ``"glorot"``) and the bias.
@@ -393,7 +394,7 @@ class MPOConv2d(_MPOLayer):
                 "batch · H_out · W_out (or run the layer once and it uses that input's size)"
             )
         h, w = self.output_size(size)
-        return super().cost(batch * h * w, mode=mode, measure=measure)
+        return self.rows_cost(batch * h * w, mode=mode, measure=measure)
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -96,7 +96,7 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
             strategy: str = module.strategy
             flops = None
             if rows is not None:
-                data = TNLinear.cost(module, rows, mode=mode).to_dict()
+                data = module.rows_cost(rows, mode=mode).to_dict()
                 strategy, flops = data["strategy"], data["flops"]
             features = f"{module.in_features}→{module.out_features}"
         elif isinstance(module, GivensLinear):
