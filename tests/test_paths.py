@@ -114,3 +114,14 @@ def test_other_optimisers_still_pass_through():
     for optimize in ("greedy", "optimal", "dp", opt_einsum.DynamicProgramming()):
         layer = tnlayers.TNLinear(net, optimize=optimize)
         assert layer.plan(8).strategies["sequential"].flops > 0
+
+
+@pytest.mark.parametrize("bond", [1, 2])
+def test_chains_where_dp_takes_half_a_minute_are_planned_by_the_interval_programme(bond):
+    # opt_einsum's dp needed 30-40 s for these 16-operand chains; "best" plans them with the
+    # interval programme (no timing asserted: the suite's time shows it).
+    net = tnlayers.mpo((2,) * 15, (2,) * 15, bond)
+    operands, output, sizes = _sequential(net, 1)
+    ours = path_flops(operands, output, sizes, best_path(operands, output, sizes, 0))
+    assert ours <= path_flops(operands, output, sizes, _sweep(0, range(1, len(operands))))
+    assert tnlayers.plan(net, 1).strategies["sequential"].flops == ours

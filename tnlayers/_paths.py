@@ -5,8 +5,9 @@ depends on ``PYTHONHASHSEED`` (three processes, three plans), and for long chain
 worse than a plain left-to-right sweep. ``"best"`` instead takes the cheapest (by opt_einsum's
 own FLOP count; ties go to the earlier candidate) of deterministic candidates:
 
-* up to ``DP_OPERANDS`` operands, opt_einsum's dynamic programming over connected sub-networks
-  (and, up to 8 operands, its exhaustive ``"optimal"`` search, which also tries outer products);
+* up to ``DP_OPERANDS`` operands (``DP_OPERANDS_CHAIN`` for chains and rings), opt_einsum's
+  dynamic programming over connected sub-networks (and, up to 8 operands, its exhaustive
+  ``"optimal"`` search, which also tries outer products);
 * for a network whose tensors form a chain or a ring (an MPO / tensor train / tensor ring,
   whatever its length) an interval dynamic programme: every sub-network it considers is a run of
   neighbouring tensors, with or without the input, so it is exact over that family in O(n³)
@@ -15,8 +16,8 @@ own FLOP count; ties go to the earlier candidate) of deterministic candidates:
   opt_einsum's deterministic ``"greedy"`` and ``"branch-1"``.
 
 The dynamic programme over all connected sub-networks grows exponentially once the input touches
-every tensor (3 s at 24 operands here), which is why the chain programme takes over above
-``DP_OPERANDS``. This module knows nothing about torch.
+every tensor (3 s at 24 operands here, and 30 s at 16 for an MPO with bond 1), which is why the
+chain programme takes over above ``DP_OPERANDS_CHAIN``. This module knows nothing about torch.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ if TYPE_CHECKING:  # imported where used: networkx is slow to import
 
 __all__ = ["DP_OPERANDS", "PathStep", "best_path", "path_flops", "walk_path"]
 
-# Above this many operands opt_einsum's dp can take seconds (the input connects everything).
-DP_OPERANDS = 16
+# Above this many operands opt_einsum's dp can take seconds to minutes (the input connects every
+# tensor: 16 operands of an MPO with bond 1 took 30 s here). Chains and rings have the interval
+# programme, which matched dp wherever both ran, so they use dp only when it is surely quick.
+DP_OPERANDS = 12
+DP_OPERANDS_CHAIN = 10
 # Up to this many operands the exhaustive search is cheap.
 OPTIMAL_OPERANDS = 8
 
@@ -120,7 +124,7 @@ def _best_path(
     if found is not None:
         chain, ring = found
         candidates.append(_chain_path(operands, output, sizes, input_operand, chain, ring))
-    if len(operands) <= DP_OPERANDS:
+    if len(operands) <= (DP_OPERANDS if found is None else DP_OPERANDS_CHAIN):
         candidates.append(_opt_einsum_path(operands, output, sizes, "dp"))
         if len(operands) <= OPTIMAL_OPERANDS:
             candidates.append(_opt_einsum_path(operands, output, sizes, "optimal"))
