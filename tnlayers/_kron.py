@@ -192,12 +192,23 @@ def _balance(factors: list[torch.Tensor]) -> list[torch.Tensor]:
     return [f * s[:, None] for f, s in zip(factors, scale, strict=True)]
 
 
+def _khatri_rao(factors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Row-wise Khatri–Rao product of factors ``(K, n_i)``: shape ``(K, Π n_i)``, row-major.
+
+    Broadcast products, not a many-operand ``torch.einsum``: that one asks opt_einsum for a path
+    on every call, which was most of the time of an ALS sweep.
+    """
+    out = factors[0]
+    for factor in factors[1:]:
+        out = (out[:, :, None] * factor[:, None, :]).reshape(out.shape[0], -1)
+    return out
+
+
 def _mttkrp(tensor: torch.Tensor, factors: list[torch.Tensor], mode: int) -> torch.Tensor:
     """``T_(mode) · (Khatri–Rao of the other factors)``, shape ``(K, n_mode)``."""
-    letters = "abcdefghijklmnopqrstuvwxy"[: tensor.dim()]
-    others = [f"z{letters[i]}" for i in range(tensor.dim()) if i != mode]
-    operands = [f for i, f in enumerate(factors) if i != mode]
-    return torch.einsum(f"{letters},{','.join(others)}->z{letters[mode]}", tensor, *operands)
+    unfolded = tensor.movedim(mode, 0).reshape(tensor.shape[mode], -1)
+    others = [f for i, f in enumerate(factors) if i != mode]
+    return (unfolded @ _khatri_rao(others).T).T
 
 
 def _als(
@@ -270,5 +281,5 @@ def _grow_cp(tensor: torch.Tensor, terms: int, iterations: int, tol: float) -> l
 
 
 def _reconstruct(factors: list[torch.Tensor]) -> torch.Tensor:
-    letters = "abcdefghijklmnopqrstuvwxy"[: len(factors)]
-    return torch.einsum(f"{','.join('z' + c for c in letters)}->{letters}", *factors)
+    """``Σ_k ⊗_m factors[m][k]`` as a tensor of shape ``(n_1, …, n_M)``."""
+    return _khatri_rao(factors).sum(0).reshape([f.shape[1] for f in factors])
