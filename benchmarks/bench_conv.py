@@ -15,7 +15,7 @@ import argparse
 import platform
 
 import torch
-from bench_layers import best_of_passes
+from _common import best_of_passes
 from torch import nn
 
 import tnlayers

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
-from collections.abc import Callable, Collection, Mapping
 
 import opt_einsum
 import torch
+from _common import CASES, median_time, step
 from torch import nn
 
 import tnlayers
@@ -88,91 +86,6 @@ def tensorkrowch_layer(net: tnlayers.Network, batch: int) -> nn.Module:
             return result.tensor.permute(order).reshape(batch, net.out_features)
 
     return TKLayer()
-
-
-CASES: list[tuple[str, Callable[[], tnlayers.Network], dict | None]] = [
-    ("MPO 784→256 D=2", lambda: tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2), {"rank": 2}),
-    ("MPO 784→256 D=8", lambda: tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), {"rank": 8}),
-    ("MPO 784→256 D=16", lambda: tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 16), {"rank": 16}),
-    ("MPO 1024² D=8", lambda: tnlayers.mpo((4, 8, 8, 4), (4, 8, 8, 4), 8), {"rank": 8}),
-    ("MPO 1024² D=32", lambda: tnlayers.mpo((4, 8, 8, 4), (4, 8, 8, 4), 32), {"rank": 32}),
-    ("Kron 784² K=1", lambda: tnlayers.kronecker((28, 28), (28, 28), 1), None),
-    ("Kron 784² K=4", lambda: tnlayers.kronecker((28, 28), (28, 28), 4), None),
-]
-
-
-def median_time(fn: Callable[[], object], budget: float) -> float:
-    """Median seconds of ``fn`` over repeats filling about ``budget`` seconds."""
-    for _ in range(3):
-        fn()
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-6)
-    repeats = int(min(200, max(5, budget / once)))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-def synced(fn: Callable[[], object], device: str) -> Callable[[], object]:
-    """``fn`` followed by a device synchronisation on CUDA, so timings include the kernels."""
-    if device != "cuda":
-        return fn
-
-    def run() -> None:
-        fn()
-        torch.cuda.synchronize()
-
-    return run
-
-
-def step(module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backward: bool):
-    def run() -> None:
-        if backward:
-            module(x).sum().backward()
-        else:
-            with torch.no_grad():
-                module(x)
-
-    return run
-
-
-def once(fn: Callable[[], object]) -> float:
-    """Seconds of a single call (for cases that take seconds per call)."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def best_of_passes(
-    layers: Mapping[str, nn.Module],
-    x: torch.Tensor,
-    backward: bool,
-    passes: int,
-    budget: float,
-    device: str,
-    single: Collection[str] = (),
-) -> dict[str, float]:
-    """Min over ``passes`` interleaved passes of each layer's median step time, in seconds.
-
-    Interleaving lets a shared machine's drift hit every layer alike. Layers run in training
-    mode for forward+backward and in eval mode for forward. Those named in ``single`` take
-    seconds per call and are timed by one call, once.
-    """
-    best: dict[str, float] = {}
-    for _ in range(passes):
-        for name, layer in layers.items():
-            layer.train(backward)
-            run = synced(step(layer, x, backward), device)
-            if name in single:
-                t = best.get(name) or once(run)
-            else:
-                t = median_time(run, budget)
-            best[name] = min(best.get(name, t), t)
-    return best
 
 
 def implementations(net: tnlayers.Network, peer: dict | None, batch: int):

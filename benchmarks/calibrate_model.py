@@ -13,7 +13,7 @@ import itertools
 import math
 
 import torch
-from bench_layers import CASES, median_time, step
+from _common import CASES, median_time, step
 
 import tnlayers
 
