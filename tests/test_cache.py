@@ -364,3 +364,17 @@ def test_a_weight_cached_in_inference_mode_never_breaks_autograd():
     x = x.clone().requires_grad_(True)
     layer(x).sum().backward()  # a frozen layer, an input needing a gradient
     torch.testing.assert_close(x.grad, layer.to_dense().sum(0).expand_as(x).detach())
+
+
+def test_cached_scope_serves_only_the_tensors_it_was_built_from():
+    # Inside the scope nothing is compared, but swapped-in tensors are never served the
+    # weight of the layer's own ones.
+    layer = LAYERS["MPOLinear"]().eval()
+    x = _input(layer)
+    torch.manual_seed(42)
+    other = LAYERS["MPOLinear"]().eval()
+    with torch.no_grad(), tnlayers.cached():
+        own = layer(x)
+        swapped = torch.func.functional_call(layer, dict(other.named_parameters()), (x,))
+        torch.testing.assert_close(swapped, _reference(other, x))
+        torch.testing.assert_close(layer(x), own)

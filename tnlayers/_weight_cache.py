@@ -93,8 +93,8 @@ class WeightCache:
 
     def __init__(self) -> None:
         self._checked: tuple[tuple[torch.Tensor, ...], torch.Tensor] | None = None
-        # (dtype, device, built with autograd history, weight)
-        self._scoped: tuple[torch.dtype, torch.device, bool, torch.Tensor] | None = None
+        # (the source tensors themselves, their dtype, built with autograd history, weight)
+        self._scoped: tuple[tuple[torch.Tensor, ...], torch.dtype, bool, torch.Tensor] | None = None
 
     def lookup(self, sources: Sequence[torch.Tensor], needs_grad: bool) -> torch.Tensor | None:
         """The cached weight if it may serve a call on ``sources``, else ``None``.
@@ -102,10 +102,14 @@ class WeightCache:
         ``needs_grad``: the call must propagate gradients to the sources. Outside a
         [`cached`][tnlayers.cached] block such calls are never served.
         """
-        first = sources[0]
         if _SCOPE.depth and self._scoped is not None:
-            dtype, device, has_graph, weight = self._scoped
-            if dtype == first.dtype and device == first.device and (has_graph or not needs_grad):
+            held, dtype, has_graph, weight = self._scoped
+            # The same tensor objects (not values: no comparison, no device sync). Swapped-in
+            # tensors (functional_call, assign=True) or computed ones are not served.
+            same = len(held) == len(sources) and all(
+                a is b for a, b in zip(held, sources, strict=True)
+            )
+            if same and sources[0].dtype == dtype and (has_graph or not needs_grad):
                 return weight
         if needs_grad or self._checked is None:
             return None
@@ -135,9 +139,8 @@ class WeightCache:
         it, so that every use inside the block back-propagates into the sources, as with
         ``torch.nn.utils.parametrize.cached()``.
         """
-        first = sources[0]
         if _SCOPE.depth:
-            self._scoped = (first.dtype, first.device, needs_grad, weight)
+            self._scoped = (tuple(sources), sources[0].dtype, needs_grad, weight)
             _SCOPE.filled.add(self)
         if needs_grad:
             # Training: drop the inference copy rather than hold a dense weight all epoch.
