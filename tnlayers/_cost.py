@@ -178,15 +178,14 @@ class CostReport:
                 f"{d['predicted_training_time_s'] * 1e3:>11.3g}ms"
             )
         lines += ["", f"  chosen ({self.basis}): {self.reason}"]
-        for name in STRATEGIES:
-            sp = self.plan.strategies[name]
-            if name == "sequential" and sp.forms_dense_weight:
-                lines.append(
-                    f"  note: this sequential path contracts the tensors into an intermediate "
-                    f"without the batch of {_si(sp.weight_sized_elements)} elements, at least "
-                    f"the dense weight's {_si(sp.dense_size)}: it "
-                    "materialises the weight mid-way"
-                )
+        sp = self.plan.strategies["sequential"]
+        if sp.forms_dense_weight:
+            lines.append(
+                f"  note: this sequential path contracts the tensors into an intermediate "
+                f"without the batch of {_si(sp.weight_sized_elements)} elements, at least "
+                f"the dense weight's {_si(sp.dense_size)}: it "
+                "materialises the weight mid-way"
+            )
         width = (
             max(len(step.describe()) for sp in self.plan.strategies.values() for step in sp.steps)
             + 2

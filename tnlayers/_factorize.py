@@ -86,9 +86,7 @@ def _best_split(
         if largest_first and not acc:
             candidates = [f for f in reversed(candidates) if f**k <= rest]
         for f in candidates:
-            if f**k > rest:
-                if largest_first and not acc:
-                    continue
+            if f**k > rest:  # ascending: none further fits (the largest-first list is filtered)
                 break
             if rest % f == 0:
                 search(rest // f, k - 1, f, (*acc, f))

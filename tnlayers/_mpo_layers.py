@@ -311,10 +311,17 @@ class MPOConv2d(_MPOLayer):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
         kernel = _pair("kernel_size", kernel_size)
-        _pair("stride", stride)
-        _pair("dilation", dilation)
-        if not isinstance(padding, str):
-            _pair("padding", padding, smallest=0)
+        stride_pair = _pair("stride", stride)
+        dilation_pair = _pair("dilation", dilation)
+        padding_value: tuple[int, int] | str
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise OptionError(f"padding must be 'same', 'valid' or ints, got {padding!r}")
+            if padding == "same" and stride_pair != (1, 1):
+                raise OptionError("padding='same' needs stride 1 (as in nn.Conv2d)")
+            padding_value = padding
+        else:
+            padding_value = _pair("padding", padding, smallest=0)
         network = _mpo_network(
             in_channels * kernel[0] * kernel[1], out_channels, bond, in_dims, out_dims, cores
         )
@@ -322,16 +329,9 @@ class MPOConv2d(_MPOLayer):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel
-        self.stride = _pair("stride", stride)
-        self.dilation = _pair("dilation", dilation)
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise OptionError(f"padding must be 'same', 'valid' or ints, got {padding!r}")
-            if padding == "same" and self.stride != (1, 1):
-                raise OptionError("padding='same' needs stride 1 (as in nn.Conv2d)")
-        self.padding: tuple[int, int] | str = (
-            padding if isinstance(padding, str) else _pair("padding", padding, smallest=0)
-        )
+        self.stride = stride_pair
+        self.dilation = dilation_pair
+        self.padding = padding_value
         self._last_image_size: tuple[int, int] | None = None
         self._timing_shape: tuple[int, ...] | None = None
         self._register_config()  # again: the geometry is part of what timing depends on

@@ -22,6 +22,7 @@ chain programme takes over above ``DP_OPERANDS_CHAIN``. This module knows nothin
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
@@ -181,10 +182,7 @@ def _chain_order(
         for leg in operands[k]:
             owners.setdefault(leg, []).append(k)
     for users in owners.values():
-        for a in users:
-            for b in users:
-                if a < b:
-                    graph.add_edge(a, b)
+        graph.add_edges_from(itertools.combinations(users, 2))
     if not nx.is_connected(graph) or max(d for _, d in graph.degree()) > 2:
         return None
     edges = graph.number_of_edges()

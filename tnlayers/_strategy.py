@@ -122,6 +122,29 @@ def _speed_phrase(ratio: float, other: str) -> str:
     return f"{ratio:.2g}× faster than {other}"
 
 
+class _LRU(OrderedDict):
+    """A mapping that forgets its least recently used entries beyond ``limit`` (no locking:
+    the registry holds its lock around every use)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def get_recent(self, key: object, missing: object = None) -> Any:
+        """The value of ``key`` (marking it recently used), or ``missing``."""
+        if key not in self:
+            return missing
+        self.move_to_end(key)
+        return self[key]
+
+    def put(self, key: object, value: object) -> None:
+        """Set ``key``, then forget the oldest entries beyond the limit."""
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
 class _Registry:
     """Configurations, timed choices and compiled programs, bounded and thread-safe."""
 
@@ -130,11 +153,9 @@ class _Registry:
         self._ids: dict[ConfigKey, int] = {}
         self._configs: dict[int, tuple[ConfigKey, int]] = {}  # id → (key, users)
         self._next_id = 0
-        self._timings: OrderedDict[DecisionKey, Timing | None] = OrderedDict()
-        self._max_timings = max_timings
+        self._timings = _LRU(max_timings)  # DecisionKey → Timing | None
         # What forward runs, per (key, option): the hot path's one look-up.
-        self._executions: OrderedDict[tuple[DecisionKey, str], Execution] = OrderedDict()
-        self._max_executions = max_executions
+        self._executions = _LRU(max_executions)  # (DecisionKey, option) → Execution
 
     # ---------------------------------------------------------------- configurations
     def acquire(self, user: object, key: ConfigKey) -> int:
@@ -179,35 +200,26 @@ class _Registry:
     def timing(self, key: DecisionKey) -> Timing | Literal[False] | None:
         """A recorded timing, ``None`` (recorded: the model decides), or ``False`` (nothing)."""
         with self.lock:
-            if key not in self._timings:
-                return False
-            self._timings.move_to_end(key)
-            return self._timings[key]
+            found: Timing | Literal[False] | None = self._timings.get_recent(key, False)
+            return found
 
     def record(self, key: DecisionKey, timing: Timing | None) -> None:
         """Record a timing (or that none is needed) for ``key``."""
         with self.lock:
-            self._timings[key] = timing
-            self._timings.move_to_end(key)
-            while len(self._timings) > self._max_timings:
-                self._timings.popitem(last=False)
+            self._timings.put(key, timing)
             for option in ("auto", "autotune"):  # decisions that read timings
                 self._executions.pop((key, option), None)
 
     def execution(self, key: DecisionKey, option: str) -> Execution | None:
         """The execution decided for ``key`` and ``option``, if any."""
         with self.lock:
-            found = self._executions.get((key, option))
-            if found is not None:
-                self._executions.move_to_end((key, option))
+            found: Execution | None = self._executions.get_recent((key, option))
             return found
 
     def store_execution(self, key: DecisionKey, option: str, found: Execution) -> None:
         """Remember the execution decided for ``key`` and ``option``."""
         with self.lock:
-            self._executions[(key, option)] = found
-            while len(self._executions) > self._max_executions:
-                self._executions.popitem(last=False)
+            self._executions.put((key, option), found)
 
     def timings_size(self) -> int:
         """Number of recorded timings."""

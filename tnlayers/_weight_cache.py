@@ -77,11 +77,6 @@ def cached() -> Iterator[None]:
             _SCOPE.filled = weakref.WeakSet()
 
 
-def in_cached_scope() -> bool:
-    """Whether a [`cached`][tnlayers.cached] block is open in this thread."""
-    return _SCOPE.depth > 0
-
-
 class WeightCache:
     """One layer's cached weight, checked against a copy of the tensors it was built from.
 

@@ -68,7 +68,7 @@ _FLAGS = {
 def _network_from_args(args: argparse.Namespace) -> Network:
     kind = args.network if args.network in _OPTIONS else None
     if kind is None and args.network not in CATALOGUE and not args.network.endswith(".json"):
-        names = ", ".join(["mpo", "kronecker", "low-rank", *CATALOGUE])
+        names = ", ".join([*_OPTIONS, *CATALOGUE])
         raise TNLayersError(
             f"unknown network {args.network!r}; choose one of: {names}, or a .json file"
         )
