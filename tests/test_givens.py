@@ -207,7 +207,7 @@ def test_cost_counts_structured_work_and_chooses_blocked_for_the_v_layer() -> No
     data = cost.to_dict()
     assert data["gates"] == 1565 and data["depth"] == 1565
     assert data["strategies"]["layered"]["flops"] == 8 * 1565 * 256
-    assert data["chosen"] == "blocked"
+    assert data["strategy"] == "blocked" and cost.strategy == "blocked"
     assert data["strategies"]["blocked"]["calls"] < data["strategies"]["layered"]["calls"] / 10
     assert "gate-by-gate dense products" in str(cost)
 

@@ -358,7 +358,7 @@ def test_lenet5_rho_and_flatten_order():
     nhwc = maps.permute(0, 2, 3, 1).reshape(3, -1)
     torch.testing.assert_close(dense(x), dense.classifier(nhwc))
     assert model(x).shape == (3, 10)
-    assert "ρ (eq. 9 of MPO-Net" in tnlayers.summary(model, 8, input_size=(1, 28, 28))
+    assert "ρ (MPO-Net, eq. 9" in tnlayers.summary(model, 8, input_size=(1, 28, 28))
 
 
 def test_compression_ratio_needs_a_tn_layer():

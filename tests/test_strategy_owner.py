@@ -268,6 +268,6 @@ def test_summary_lists_circuit_layers_with_the_strategy_they_run():
     rows = [line for line in text.splitlines() if "GivensLinear" in line]
     assert len(rows) == 2
     layer = model.stack.circuits[0]
-    assert f" {layer.chosen_strategy(8, False)} " in rows[0]
+    assert f" {layer.chosen_strategy(8, training=False)} " in rows[0]
     assert "16" in rows[0] and " 5 " in rows[0]  # dense n² = 16, 2n − 3 = 5 angles
     assert tnlayers.compression_ratio(model) == pytest.approx(10 / 32)

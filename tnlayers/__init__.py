@@ -50,7 +50,6 @@ from ._finetune import FineTuneResult as FineTuneResult
 from ._finetune import evaluate_accuracy as evaluate_accuracy
 from ._finetune import fine_tune as fine_tune
 from ._givens_layers import GivensLinear as GivensLinear
-from ._givens_plan import GivensCost as GivensCost
 from ._givens_plan import GivensPlan as GivensPlan
 from ._givens_plan import givens_plan as givens_plan
 from ._init import variance_preserving_ as variance_preserving_
@@ -107,7 +106,6 @@ __all__ = [
     "Factorization",
     "FineTuneResult",
     "GivensCircuit",
-    "GivensCost",
     "GivensLinear",
     "GivensPlan",
     "KronLinear",

@@ -20,11 +20,13 @@ import torch
 from torch import nn
 
 from ._builders import low_rank
+from ._cost import CostReport, StrategyCost
 from ._errors import OptionError
 from ._kron_layers import KronLinear
 from ._layer import TNLinear
 from ._mpo_layers import MPOConv2d, MPOLinear
-from ._summary import _rows_per_layer
+from ._plan import MachineModel
+from ._summary import samples_per_layer
 from ._table import format_table
 
 __all__ = ["CompressionReport", "LayerCompression", "LowRankConv2d", "compress", "truncated_svd"]
@@ -103,11 +105,107 @@ class LowRankConv2d(nn.Sequential):
                 assert second.bias is not None
                 second.bias.copy_(conv.bias)
 
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        """The first convolution's ``(kh, kw)``."""
+        first = self[0]
+        assert isinstance(first, nn.Conv2d)
+        return cast(tuple[int, int], first.kernel_size)
+
+    @property
+    def rank(self) -> int:
+        """``r``: the channels between the two convolutions."""
+        return _weight(self[0]).shape[0]
+
+    @property
+    def in_features(self) -> int:
+        """``C_in·kh·kw``: the flattened kernel's columns."""
+        return _weight(self[0])[0].numel()
+
+    @property
+    def out_features(self) -> int:
+        """``C_out``."""
+        return _weight(self[1]).shape[0]
+
+    @property
+    def num_params(self) -> int:
+        """``r(C_in·kh·kw + C_out)``, bias excluded."""
+        return self.rank * (self.in_features + self.out_features)
+
     def to_dense(self) -> torch.Tensor:
-        """The equivalent ``(C_out, C_in, kh, kw)`` kernel."""
-        first, second = _weight(self[0]), _weight(self[1])
-        flat = second.flatten(1) @ first.flatten(1)
-        return flat.reshape(second.shape[0], *first.shape[1:])
+        """The equivalent flattened kernel, shape ``(C_out, C_in·kh·kw)``; differentiable.
+
+        ``.reshape(C_out, C_in, kh, kw)`` gives the ``nn.Conv2d`` weight.
+        """
+        return _weight(self[1]).flatten(1) @ _weight(self[0]).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``x`` of shape ``(B, C_in, H, W)``; remembers ``(H, W)`` for ``cost``."""
+        self._last_image_size = (int(x.shape[-2]), int(x.shape[-1]))
+        return super().forward(x)
+
+    def chosen_strategy(self, batch: int, *, training: bool | None = None) -> str:
+        """Always ``"factored"``: the two convolutions, one after the other."""
+        return "factored"
+
+    def cost(
+        self,
+        batch: int = 64,
+        *,
+        mode: Literal["training", "inference"] = "training",
+        image_size: tuple[int, int] | None = None,
+    ) -> CostReport:
+        """The cost report for ``batch`` images of ``image_size`` (default: the last input's).
+
+        One strategy, ``factored``: the ``k×k`` convolution to ``r`` channels then the ``1×1``
+        one, on the ``batch·H_out·W_out`` output positions.
+        """
+        if mode not in ("training", "inference"):
+            raise OptionError(f"mode must be 'training' or 'inference', got {mode!r}")
+        size = image_size or getattr(self, "_last_image_size", None)
+        if size is None:
+            raise OptionError(
+                "LowRankConv2d.cost needs image_size=(H, W): its rows are batch · H_out · W_out "
+                "(or run the layer once and it uses that input's size)"
+            )
+        first = self[0]
+        assert isinstance(first, nn.Conv2d)
+        h, w = (
+            (size[d] + 2 * first.padding[d] - first.dilation[d] * (first.kernel_size[d] - 1) - 1)  # type: ignore[operator]
+            // first.stride[d]
+            + 1
+            for d in (0, 1)
+        )
+        rows, r = batch * h * w, self.rank
+        flops = 2 * rows * r * (self.in_features + self.out_features)
+        itemsize = _weight(first).element_size()
+        model = MachineModel.for_device(_weight(first).device.type)
+        seconds = 2 * model.op_overhead + flops / model.peak_flops
+        factored = StrategyCost(
+            name="factored",
+            flops=flops,
+            training_flops=3 * flops,
+            calls=2,
+            largest_intermediate=rows * max(r, self.out_features),
+            saved_for_backward=rows * r,
+            predicted_time_s=seconds,
+            predicted_training_time_s=3 * seconds,
+            forms_dense_weight=False,
+        )
+        return CostReport(
+            subject=f"low-rank convolution, rank {r}, images {size[0]}×{size[1]}",
+            batch=rows,
+            itemsize=itemsize,
+            mode=mode,
+            in_features=self.in_features,
+            out_features=self.out_features,
+            params=self.num_params,
+            dense_params=self.in_features * self.out_features,
+            strategies={"factored": factored},
+            strategy="factored",
+            reason="factored: the only strategy (two convolutions)",
+            details=(f"rows         {batch} images × {h}·{w} output positions = {rows:,}",),
+        )
 
 
 @dataclass(frozen=True)
@@ -221,7 +319,7 @@ def _replace(
     param_ratio: float | None,
     bond: int | None,
     terms: int,
-) -> tuple[nn.Module, str]:
+) -> tuple[TNLinear | LowRankConv2d, str]:
     weight = module.weight.detach()
     flat = weight.reshape(weight.shape[0], -1)
     if method == "low_rank":
@@ -365,13 +463,13 @@ def compress(
             f"min_params={min_params}; the model's Linear/Conv2d layers are: "
             + ("; ".join(candidates) if candidates else "none")
         )
-    rows_before = _rows_per_layer(target, batch, input_size) if input_size else {}
-    replacements: dict[nn.Module, tuple[nn.Module, str]] = {}
+    seen_before = samples_per_layer(target, batch, input_size) if input_size else {}
+    replacements: dict[nn.Module, tuple[TNLinear | LowRankConv2d, str]] = {}
     for module, name in chosen.items():
         if progress is not None:
             progress(name)
         replacement = _replace(module, method, rank, rel_error, param_ratio, bond, terms)  # type: ignore[arg-type]
-        if only_if_smaller and _params(replacement[0]) >= _weight(module).numel():
+        if only_if_smaller and replacement[0].num_params >= _weight(module).numel():
             continue
         replacements[module] = replacement
     chosen = {m: n for m, n in chosen.items() if m in replacements}
@@ -379,15 +477,17 @@ def compress(
         for child_name, child in list(parent.named_children()):
             if child in replacements:
                 setattr(parent, child_name, replacements[child][0])
-    rows_after = _rows_per_layer(target, batch, input_size) if input_size else {}
+    seen_after = samples_per_layer(target, batch, input_size) if input_size else {}
     layers = []
     for module, name in chosen.items():
         new, setting = replacements[module]
         weight = _weight(module).detach()
         with torch.no_grad():
-            approx = new.to_dense().reshape(weight.shape)  # type: ignore[operator]
+            approx = new.to_dense().reshape(weight.shape)
         error = (torch.linalg.norm(approx - weight) / torch.linalg.norm(weight)).item()
-        rows = rows_before.get(module, None if isinstance(module, nn.Conv2d) else batch)
+        conv = isinstance(module, nn.Conv2d)
+        rows = seen_before[module][1] if module in seen_before else None if conv else batch
+        samples = seen_after[new][0] if new in seen_after else None if conv else batch
         layers.append(
             LayerCompression(
                 name=name,
@@ -395,10 +495,12 @@ def compress(
                 replacement=type(new).__name__,
                 setting=setting,
                 params_before=weight.numel(),
-                params_after=_params(new),
+                params_after=new.num_params,
                 weight_error=error,
                 flops_before=None if rows is None else 2 * rows * weight[0].numel() * len(weight),
-                flops_after=_flops(new, rows_after, batch, isinstance(module, nn.Conv2d)),
+                flops_after=None
+                if samples is None
+                else new.cost(samples, mode="inference").chosen.flops,
             )
         )
     return target, CompressionReport(tuple(layers), batch)
@@ -407,21 +509,3 @@ def compress(
 def _weight(module: nn.Module) -> torch.Tensor:
     """A layer's ``weight`` (``nn.Module.__getattr__`` is typed as returning modules too)."""
     return cast(torch.Tensor, module.weight)
-
-
-def _params(module: nn.Module) -> int:
-    if isinstance(module, TNLinear):
-        return module.num_params
-    return sum(p.numel() for n, p in module.named_parameters() if not n.endswith("bias"))
-
-
-def _flops(module: nn.Module, rows: dict[nn.Module, int], batch: int, conv: bool) -> int | None:
-    if isinstance(module, LowRankConv2d):
-        if any(part not in rows for part in module):
-            return None
-        return sum(2 * rows[c] * _weight(c)[0].numel() * _weight(c).shape[0] for c in module)
-    seen = rows.get(module, None if conv else batch)
-    if seen is None:
-        return None
-    assert isinstance(module, TNLinear)
-    return module.rows_cost(seen, mode="inference").to_dict()["flops"]

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from ._circuits import GivensCircuit
+from ._cost import CostReport, Mode
 from ._errors import ArgumentTypeError, OptionError, ShapeError
 from ._givens_exec import givens_forward, givens_matrix, rotation_blocks
-from ._givens_plan import STRATEGIES, GivensCost, GivensPlan, givens_plan
+from ._givens_plan import STRATEGIES, GivensPlan, givens_plan, givens_report
 from ._plan import MachineModel
 
 __all__ = ["GivensLinear"]
@@ -43,7 +44,11 @@ class GivensLinear(nn.Module):
         ``"amplitudes"`` (default) returns ``U x``; ``"probabilities"`` returns its squares
         (measurement probabilities, summing to ``‖x‖²``).
     strategy
-        ``"auto"`` (cost model) or one of ``"layered" | "blocked" | "materialise"``.
+        ``"auto"`` or ``"model"``: the circuit cost model ranks the strategies per batch size
+        and grad mode (its constants were fitted to measurements, so unlike
+        [`TNLinear`][tnlayers.TNLinear]'s ``"auto"`` nothing is timed at run time; both names
+        are accepted so that one option works for every layer); or force one of
+        ``"layered" | "blocked" | "materialise"``.
     segment_gates
         Fix the segment length of the ``blocked`` strategy instead of letting the model choose.
     device, dtype
@@ -90,10 +95,10 @@ class GivensLinear(nn.Module):
             raise ArgumentTypeError(
                 f"GivensLinear needs a GivensCircuit or a dimension n, got {type(circuit).__name__}"
             )
-        if strategy not in ("auto", *STRATEGIES):
+        if strategy not in ("auto", "model", *STRATEGIES):
             raise OptionError(
-                f"unknown strategy {strategy!r}; choose 'auto', 'layered', 'blocked' or "
-                "'materialise'"
+                f"unknown strategy {strategy!r}; choose 'auto', 'model', 'layered', 'blocked' "
+                "or 'materialise'"
             )
         if output not in ("amplitudes", "probabilities"):
             raise OptionError(f"unknown output {output!r}; choose 'amplitudes' or 'probabilities'")
@@ -148,30 +153,60 @@ class GivensLinear(nn.Module):
                 model=model,
             )
             strategy = self.strategy
-            if strategy == "auto":
+            if strategy in ("auto", "model"):
                 strategy = plan.choose(batch, training, model, key[3])
             if len(self._schedules) >= _MAX_SCHEDULES:  # bounded: batch sizes can vary freely
                 del self._schedules[next(iter(self._schedules))]
             found = self._schedules[key] = (plan, strategy)
         return found
 
-    def plan(self, batch: int = 256, training: bool = True) -> GivensPlan:
-        """The execution schedule tuned for ``batch`` rows."""
-        return self._schedule(batch, training)[0]
+    def _training(self, training: bool | None) -> bool:
+        # As the forward pass decides: gradients enabled and the angles requiring them.
+        if training is None:
+            return torch.is_grad_enabled() and self.angles.requires_grad
+        return training
 
-    def chosen_strategy(self, batch: int, training: bool = True) -> str:
-        """The strategy used for ``batch`` rows."""
-        return self._schedule(batch, training)[1]
+    def plan(self, batch: int, *, training: bool | None = None) -> GivensPlan:
+        """The execution schedule tuned for ``batch`` rows (grad mode: the current one)."""
+        return self._schedule(batch, self._training(training))[0]
 
-    def cost(self, batch: int = 256, *, training: bool = True) -> GivensCost:
-        """Calls, FLOPs and predicted time of every strategy at ``batch`` rows, and the choice."""
-        plan = self.plan(batch, training)
+    def chosen_strategy(self, batch: int, *, training: bool | None = None) -> str:
+        """The strategy the forward pass runs for ``batch`` rows (grad mode: the current one)."""
+        return self._schedule(batch, self._training(training))[1]
+
+    def cost(self, batch: int = 64, *, mode: Mode = "training") -> CostReport:
+        """The [`CostReport`][tnlayers.CostReport] of this layer at ``batch`` rows.
+
+        Its strategies are ``layered``, ``blocked`` and ``materialise``; the chosen one is what
+        the forward pass runs (the same schedule look-up).
+        """
+        if mode not in ("training", "inference"):
+            raise OptionError(f"mode must be 'training' or 'inference', got {mode!r}")
+        training = mode == "training"
+        plan, chosen = self._schedule(batch, training)
         model = MachineModel.for_device(self.angles.device.type)
         itemsize = self.angles.element_size()
+        if self.strategy in STRATEGIES:
+            return givens_report(
+                plan,
+                batch,
+                mode,
+                chosen,
+                f"{chosen}: forced by the layer's strategy={chosen!r}",
+                "forced",
+                model,
+                itemsize,
+            )
         times: dict[str, float] = {
             s: plan.time(s, batch, training, model, itemsize) for s in STRATEGIES
         }
-        return GivensCost(plan, batch, training, self.chosen_strategy(batch, training), times)
+        others = ", ".join(f"{times[s] * 1e3:.3g} ms ({s})" for s in STRATEGIES if s != chosen)
+        what = "training step" if training else "forward pass"
+        reason = (
+            f"{chosen}: predicted {times[chosen] * 1e3:.3g} ms vs {others} per {what} "
+            "(decided by the circuit cost model, fitted on this project's CPU)"
+        )
+        return givens_report(plan, batch, mode, chosen, reason, "model", model, itemsize)
 
     # ------------------------------------------------------------------ weights
     def gate_blocks(self, angles: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,7 +219,7 @@ class GivensLinear(nn.Module):
 
     def to_dense(self) -> torch.Tensor:
         """The circuit's matrix ``U``, shape ``(n, n)``; differentiable."""
-        return givens_matrix(self.gate_blocks(), self.plan(self.n, training=False))
+        return givens_matrix(self.gate_blocks(), self._schedule(self.n, False)[0])
 
     def gate_tensors(self) -> dict[str, torch.Tensor]:
         """Every gate as a dense ``n × n`` tensor, keyed as in ``circuit.network()``.

@@ -28,11 +28,11 @@ from functools import lru_cache
 from typing import Literal
 
 from ._circuits import GivensCircuit, _asap_layers
+from ._cost import CostReport, StrategyCost
 from ._errors import OptionError
 from ._plan import MachineModel
-from ._table import format_table
 
-__all__ = ["GivensCost", "GivensPlan", "Segment", "givens_plan"]
+__all__ = ["GivensPlan", "Segment", "givens_plan", "givens_report"]
 
 GivensStrategy = Literal["layered", "blocked", "materialise"]
 STRATEGIES: tuple[GivensStrategy, ...] = ("layered", "blocked", "materialise")
@@ -176,75 +176,93 @@ class GivensPlan:
         )
         return seconds + (gemm / model.peak_flops if strategy == "materialise" else 0.0)
 
-    def choose(self, batch: int, training: bool, model: MachineModel, itemsize: int = 4) -> str:
+    def choose(
+        self, batch: int, training: bool, model: MachineModel, itemsize: int = 4
+    ) -> GivensStrategy:
         """The strategy with the least predicted time."""
         return min(STRATEGIES, key=lambda s: self.time(s, batch, training, model, itemsize))
 
 
-@dataclass(frozen=True)
-class GivensCost:
-    """The cost report of a Givens layer at one batch size: every strategy, and the choice.
+def _saved_and_largest(plan: GivensPlan, strategy: GivensStrategy, batch: int) -> tuple[int, int]:
+    """Elements the executor saves for backward, and its largest tensor, for ``batch`` rows.
+
+    Read off ``_givens_exec``: the layered pass keeps the two rows each gate read; the segment
+    passes keep their blocks and one zero-padded copy of each segment's input rows.
+    """
+    n, gates = plan.circuit.n, plan.circuit.num_gates
+    if strategy == "layered":
+        return 2 * gates * batch + 4 * gates, n * batch
+    count, w = len(plan.segments), plan.width
+    columns = n if strategy == "materialise" else batch
+    saved = count * w * w + count * w * columns
+    largest = max(n * columns, count * w * columns)
+    if strategy == "materialise":
+        saved += n * n  # U, for the final product's backward
+        largest = max(largest, batch * n)
+    return saved, largest
+
+
+def givens_report(
+    plan: GivensPlan,
+    batch: int,
+    mode: Literal["training", "inference"],
+    strategy: str,
+    reason: str,
+    basis: Literal["model", "forced"],
+    model: MachineModel,
+    itemsize: int,
+) -> CostReport:
+    """The cost report of a Givens circuit run by ``plan``: its three strategies and the choice.
 
     ``flops`` and ``calls`` count the real work of the structure (two coordinates per rotation),
     not the dense ``n × n`` products of the gate-node network.
     """
-
-    plan: GivensPlan
-    batch: int
-    training: bool
-    chosen: str
-    times: dict[str, float]
-
-    @property
-    def gate_by_gate_flops(self) -> int:
-        """FLOPs of the naive execution: every gate an ``n × n`` matrix applied to the batch."""
-        c = self.plan.circuit
-        return 2 * c.num_gates * c.n**2 * self.batch
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain data: per strategy calls, FLOPs and predicted time; the chosen one."""
-        c = self.plan.circuit
-        return {
+    c = plan.circuit
+    strategies: dict[str, StrategyCost] = {}
+    for name in STRATEGIES:
+        saved, largest = _saved_and_largest(plan, name, batch)
+        flops = plan.flops(name, batch)
+        strategies[name] = StrategyCost(
+            name=name,
+            flops=flops,
+            training_flops=3 * flops,
+            calls=plan.calls(name),
+            largest_intermediate=largest,
+            saved_for_backward=saved,
+            predicted_time_s=plan.time(name, batch, False, model, itemsize),
+            predicted_training_time_s=plan.time(name, batch, True, model, itemsize),
+            forms_dense_weight=name == "materialise",
+        )
+    naive = 2 * c.num_gates * c.n**2 * batch
+    return CostReport(
+        subject=f"Givens circuit ({c.layout}), n = {c.n}",
+        batch=batch,
+        itemsize=itemsize,
+        mode=mode,
+        in_features=c.n,
+        out_features=c.n,
+        params=c.num_gates,
+        dense_params=c.n * c.n,
+        strategies=strategies,
+        strategy=strategy,
+        reason=reason,
+        basis=basis,
+        details=(
+            f"circuit      {c.num_gates} rotations, depth {c.depth}; {len(plan.segments)} "
+            f"segments of ≤ {plan.segment_gates} gates (width {plan.width})",
+        ),
+        notes=(f"gate-by-gate dense products would take {naive:,} FLOPs per forward pass",),
+        facts={
             "layout": c.layout,
             "n": c.n,
             "gates": c.num_gates,
             "depth": c.depth,
-            "segments": len(self.plan.segments),
-            "segment_gates": self.plan.segment_gates,
-            "batch": self.batch,
-            "training": self.training,
-            "chosen": self.chosen,
-            "strategies": {
-                s: {
-                    "calls": self.plan.calls(s),
-                    "flops": self.plan.flops(s, self.batch),
-                    "predicted_s": self.times[s],
-                }
-                for s in STRATEGIES
-            },
-            "dense_gate_by_gate_flops": self.gate_by_gate_flops,
-        }
-
-    def __str__(self) -> str:
-        c = self.plan.circuit
-        rows = [
-            [
-                s + (" ◀" if s == self.chosen else ""),
-                f"{self.plan.calls(s):,}",
-                f"{self.plan.flops(s, self.batch):,}",
-                f"{1e3 * self.times[s]:.3f}",
-            ]
-            for s in STRATEGIES
-        ]
-        head = (
-            f"Givens circuit ({c.layout}), n = {c.n}: {c.num_gates} rotations, depth {c.depth}; "
-            f"{len(self.plan.segments)} segments of ≤ {self.plan.segment_gates} gates "
-            f"(width {self.plan.width}); batch {self.batch}, "
-            f"{'training' if self.training else 'inference'}\n"
-        )
-        table = format_table([["strategy", "calls", "FLOPs (fwd)", "predicted ms"], *rows])
-        naive = self.gate_by_gate_flops
-        return head + table + f"\ngate-by-gate dense products would take {naive:,} FLOPs"
+            "segments": len(plan.segments),
+            "segment_gates": plan.segment_gates,
+            "gate_by_gate_flops": naive,
+        },
+        plan=plan,
+    )
 
 
 def _step(previous: tuple[int, int], pair: tuple[int, int]) -> int | None:

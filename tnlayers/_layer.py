@@ -12,7 +12,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from ._cost import CostReport, Mode
+from ._cost import CostReport, Mode, network_report
 from ._errors import ArgumentTypeError, OptionError, ShapeError
 from ._execute import Program, contract_weight, run_program, weight_matrix
 from ._init import linear_default_std, variance_preserving_
@@ -309,11 +309,13 @@ class TNLinear(nn.Module):
         if mode not in ("training", "inference"):
             raise OptionError(f"mode must be 'training' or 'inference', got {mode!r}")
         found = self.decision(rows, training=mode == "training", measure=measure)
-        measured = None if found.timing is None else dict(found.timing.seconds)
-        return CostReport(found.plan, mode, found.strategy, found.reason, found.basis, measured)
+        measured: dict[str, float] | None = None
+        if found.timing is not None:
+            measured = {name: s for name, s in found.timing.seconds.items()}
+        return network_report(found.plan, mode, found.strategy, found.reason, found.basis, measured)
 
     def chosen_strategy(
-        self, batch: int, training: bool | None = None, *, measure: bool = False
+        self, batch: int, *, training: bool | None = None, measure: bool = False
     ) -> Strategy:
         """The strategy run for ``batch`` rows (grad mode: the current one by default).
 

@@ -8,9 +8,7 @@ import torch
 from torch import nn
 
 from ._cost import Mode
-from ._givens_layers import GivensLinear
-from ._layer import TNLinear
-from ._mpo_layers import MPOConv2d
+from ._protocol import TensorNetworkLayer
 from ._table import format_table
 
 __all__ = ["compression_ratio", "summary"]
@@ -20,40 +18,62 @@ def compression_ratio(model: nn.Module) -> float:
     r"""ρ of MPO-Net's eq. 9: tensor-network parameters over the dense parameters they replace.
 
     ``ρ = Σ_l N_tn^{(l)} / Σ_l N_dense^{(l)}`` over the model's tensor-network layers only
-    (biases and untouched layers excluded).
+    (every [`TensorNetworkLayer`][tnlayers.TensorNetworkLayer]; biases and untouched layers
+    excluded). Below 1 means fewer parameters, like every ratio in tnlayers.
 
     Raises
     ------
     ValueError
         If the model has no tensor-network layer.
     """
-    layers = [m for m in model.modules() if isinstance(m, TNLinear | GivensLinear)]
+    layers = tensor_network_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no tensor-network layer: ρ is undefined")
-    return sum(m.num_params for m in layers) / sum(_dense_params(m) for m in layers)
+    return sum(m.num_params for _, m in layers) / sum(
+        m.in_features * m.out_features for _, m in layers
+    )
 
 
-def _dense_params(layer: TNLinear | GivensLinear) -> int:
-    """Entries of the dense weight a tensor-network layer stands for."""
-    if isinstance(layer, GivensLinear):
-        return layer.n * layer.n
-    return layer.network.dense_params
+def tensor_network_layers(model: nn.Module) -> list[tuple[str, TensorNetworkLayer]]:
+    """Every tensor-network layer of ``model`` with its name (not those inside another)."""
+    found: list[tuple[str, TensorNetworkLayer]] = []
+    for name, module in model.named_modules():
+        if isinstance(module, TensorNetworkLayer) and not any(
+            name.startswith(outer + ".") or not outer for outer, _ in found
+        ):
+            found.append((name, module))
+    return found
 
 
-def _rows_per_layer(
+def is_conv(module: nn.Module) -> bool:
+    """Whether ``module`` convolves (counts its cost in images, not rows)."""
+    return hasattr(module, "kernel_size")
+
+
+def samples_per_layer(
     model: nn.Module, batch: int, input_size: Sequence[int]
-) -> dict[nn.Module, int]:
-    """Rows each linear-like layer multiplies, recorded by running ``model`` once on zeros."""
-    rows: dict[nn.Module, int] = {}
+) -> dict[nn.Module, tuple[int, int]]:
+    """What each linear-like layer sees, recorded by running ``model`` once on zeros.
+
+    Per layer ``(samples, rows)``: samples are what ``cost(batch)`` counts (images for a
+    convolution, which remembers their size; rows of the flattened input for a linear layer),
+    rows what its weight multiplies (``images·H_out·W_out`` for a convolution).
+    """
+    seen: dict[nn.Module, tuple[int, int]] = {}
 
     def record(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        if isinstance(module, nn.Conv2d | MPOConv2d):
-            rows[module] = output.shape[0] * output.shape[2] * output.shape[3]
+        x = args[0]
+        if is_conv(module):
+            seen[module] = (x.shape[0], output.shape[0] * output.shape[-2] * output.shape[-1])
         else:
-            rows[module] = args[0].numel() // args[0].shape[-1]
+            rows = x.numel() // x.shape[-1]
+            seen[module] = (rows, rows)
 
-    kinds = (TNLinear, GivensLinear, nn.Linear, nn.Conv2d)
-    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, kinds)]
+    hooks = [
+        m.register_forward_hook(record)
+        for m in model.modules()
+        if isinstance(m, TensorNetworkLayer | nn.Linear | nn.Conv2d)
+    ]
     first = next(model.parameters())
     try:
         with torch.no_grad():
@@ -61,7 +81,7 @@ def _rows_per_layer(
     finally:
         for hook in hooks:
             hook.remove()
-    return rows
+    return seen
 
 
 def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None = None) -> str:
@@ -69,7 +89,9 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
 
     Columns: layer name, type, features, parameters, dense parameters, ratio, chosen strategy and
     forward FLOPs for ``batch`` inputs. The footer gives the total parameters and ρ, the
-    compression ratio of MPO-Net's eq. 9 (tensor-network layers only, biases excluded).
+    compression ratio of MPO-Net's eq. 9 (tensor-network layers only, biases excluded). Layers
+    are read through the [`TensorNetworkLayer`][tnlayers.TensorNetworkLayer] protocol only, so
+    every tnlayers layer — and any layer of yours that follows the protocol — is listed.
 
     Parameters
     ----------
@@ -83,36 +105,30 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
         ``batch·H_out·W_out`` rows); without it linear layers count ``batch`` rows and
         convolutions show no FLOPs.
     """
-    rows_seen = _rows_per_layer(model, batch, input_size) if input_size is not None else {}
+    seen = samples_per_layer(model, batch, input_size) if input_size is not None else {}
     header = ("layer", "type", "in→out", "params", "dense", "ratio", "strategy", "fwd FLOPs")
     table = [header]
     total = dense_total = 0
+    tn_layers = tensor_network_layers(model)
+    inside = [name for name, _ in tn_layers]
     for name, module in model.named_modules():
-        is_conv = isinstance(module, nn.Conv2d | MPOConv2d)
-        rows = rows_seen.get(module, None if is_conv else batch)
-        if isinstance(module, TNLinear):
-            params, dense = module.num_params, module.network.dense_params
-            mode: Mode = "training" if module.training else "inference"
-            strategy: str = module.strategy
-            flops = None
-            if rows is not None:
-                data = module.rows_cost(rows, mode=mode).to_dict()
-                strategy, flops = data["strategy"], data["flops"]
-            features = f"{module.in_features}→{module.out_features}"
-        elif isinstance(module, GivensLinear):
-            # Circuits of rotations run by their own schedules; same columns, same meaning.
-            params, dense = module.num_params, _dense_params(module)
-            training = module.training
-            strategy = module.chosen_strategy(rows or batch, training)
-            flops = module.plan(rows or batch, training).flops(strategy, rows or batch)  # type: ignore[arg-type]
-            features = f"{module.n}→{module.n}"
-        elif isinstance(module, nn.Linear | nn.Conv2d):
+        mode: Mode = "training" if module.training else "inference"
+        samples, rows = seen.get(module, (None, None) if is_conv(module) else (batch, batch))
+        if isinstance(module, TensorNetworkLayer) and (name, module) in tn_layers:
+            params, dense = module.num_params, module.in_features * module.out_features
+            fan_in, out = module.in_features, module.out_features
+            strategy, flops = "—", None
+            if samples is not None:
+                report = module.cost(samples, mode=mode)
+                strategy, flops = report.strategy, report.chosen.flops
+        elif isinstance(module, nn.Linear | nn.Conv2d) and not any(
+            name.startswith(outer + ".") or not outer for outer in inside
+        ):
             params = dense = module.weight.numel()
             strategy = "dense"
             fan_in = module.weight[0].numel()
             out = module.weight.shape[0]
             flops = None if rows is None else 2 * rows * fan_in * out
-            features = f"{fan_in}→{out}"
         else:
             continue
         total += params
@@ -121,7 +137,7 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
             (
                 name,
                 type(module).__name__,
-                features,
+                f"{fan_in}→{out}",
                 f"{params:,}",
                 f"{dense:,}",
                 f"{params / dense:.3g}",
@@ -135,7 +151,8 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
         f"weights: {total:,} parameters vs {dense_total:,} dense "
         f"(ratio {total / dense_total:.3g}), batch {batch}"
     )
-    if any(isinstance(m, TNLinear | GivensLinear) for m in model.modules()):
-        rho = compression_ratio(model)
-        footer += f"\nρ (eq. 9 of MPO-Net, tensor-network layers only): {rho:.4g}"
+    if tn_layers:
+        footer += (
+            f"\nρ (MPO-Net, eq. 9; tensor-network layers only): {compression_ratio(model):.4g}"
+        )
     return format_table(table) + "\n" + footer

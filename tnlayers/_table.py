@@ -10,6 +10,8 @@ __all__ = ["format_table"]
 def format_table(rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns two spaces apart, a dashed rule under the first (header) row."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
