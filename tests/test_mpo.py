@@ -203,7 +203,7 @@ def test_mpo_linear_errors_name_the_sizes():
         MPOLinear(16, 16, bond=2, init="xavier")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("init", ["variance", "glorot"])
+@pytest.mark.parametrize("init", ["variance", "paper"])
 def test_mpo_linear_forward_equals_dense(init):
     layer = MPOLinear(60, 24, bond=3, cores=3, init=init, dtype=F64)
     x = torch.randn(7, 60, dtype=F64)
@@ -213,8 +213,8 @@ def test_mpo_linear_forward_equals_dense(init):
         torch.testing.assert_close(layer(x), expected, rtol=1e-10, atol=1e-10)
 
 
-def test_glorot_init_has_the_authors_std():
-    layer = MPOLinear(784, 256, bond=16, in_dims=(4, 7, 7, 4), out_dims=(4, 4, 4, 4), init="glorot")
+def test_paper_init_has_the_authors_truncated_glorot_std():
+    layer = MPOLinear(784, 256, bond=16, in_dims=(4, 7, 7, 4), out_dims=(4, 4, 4, 4), init="paper")
     core = layer.tensors["core2"].detach()  # (16, 4, 7, 16): fan_in 16·7, fan_out 4·16
     expected = math.sqrt(2.0 / (16 * 7 + 4 * 16))
     assert float(core.std()) == pytest.approx(expected, rel=0.05)

@@ -109,12 +109,6 @@ class KronLinear(TNLinear):
                     f"{side}_dims {legs} multiply to {math.prod(legs)}, but {side}_features is "
                     f"{features}: Kronecker factors must multiply to the feature size exactly"
                 )
-        # Set before TNLinear.__init__, which ends with reset_parameters() (torch.nn's order);
-        # plain attributes may be set before nn.Module.__init__.
-        self._init_scheme = init
-        self._bias_mode = bias
-        self._bias_init = bias_init
-        self.terms = terms
         if bias == "kron" and bias_init == "zeros" and len(network.out_dims) > 1:
             warnings.warn(
                 "a zero-initialised Kronecker bias of several factors stays zero for ever (each "
@@ -123,7 +117,16 @@ class KronLinear(TNLinear):
                 UserWarning,
                 stacklevel=2,
             )
-        super().__init__(network, bias=bias == "full", **kwargs)
+        super().__init__(network, bias=bias == "full", init=init, **kwargs)
+        self.terms = terms
+        self._bias_mode: BiasMode = bias
+        self._bias_init = bias_init
+        if bias == "kron":
+            dtype, device, _ = self._tensor_info()
+            self.bias_factors = nn.ParameterList(
+                [nn.Parameter(torch.empty(q, dtype=dtype, device=device)) for q in network.out_dims]
+            )
+            self._reset_bias_factors(kwargs.get("generator"))
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -131,31 +134,28 @@ class KronLinear(TNLinear):
         """``"kron"``, ``"full"`` or ``"none"``."""
         return self._bias_mode
 
+    INITS = ("variance", "paper")
+
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Re-initialise the factors (``init``) and the bias (``bias`` / ``bias_init``)."""
-        if self._init_scheme == "variance":
+        if self.init == "variance":
             super().reset_parameters(generator=generator)
         else:
             with torch.no_grad():
-                for p in self._values():
+                for p in self.network_tensors():
                     p.normal_(0.0, 0.02, generator=generator)
                 if self.bias is not None:
                     self.bias.zero_()
-        if self._bias_mode == "kron":
-            if "bias_factors" not in self._modules:
-                reference = self._reference()
-                self.bias_factors = nn.ParameterList(
-                    [
-                        nn.Parameter(torch.empty(q, dtype=reference.dtype, device=reference.device))
-                        for q in self.network.out_dims
-                    ]
-                )
-            with torch.no_grad():
-                for beta in self.bias_factors:
-                    if self._bias_init == "zeros":
-                        beta.zero_()
-                    else:
-                        beta.normal_(0.0, 0.1, generator=generator)
+        if "bias_factors" in self._modules:  # created after TNLinear's constructor resets
+            self._reset_bias_factors(generator)
+
+    def _reset_bias_factors(self, generator: torch.Generator | None = None) -> None:
+        with torch.no_grad():
+            for beta in self.bias_factors:
+                if self._bias_init == "zeros":
+                    beta.zero_()
+                else:
+                    beta.normal_(0.0, 0.1, generator=generator)
 
     def kron_bias(self) -> torch.Tensor | None:
         """The bias vector ``β_1 ⊗ … ⊗ β_M`` (``bias="kron"``), else ``None``."""

@@ -33,60 +33,35 @@ from ._strategy import (
 )
 from ._weight_cache import WeightCache
 
-__all__ = ["TNLinear"]
+__all__ = ["TNLinear", "TNLinearBase"]
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-class TNLinear(nn.Module):
-    r"""A linear layer ``y = x Wᵀ + b`` whose weight ``W`` is a tensor network.
+class TNLinearBase(nn.Module):
+    r"""What every layer ``y = x Wᵀ + b`` with a network weight ``W`` shares: planning, the cost
+    report, the strategy choice, the inference cache and the forward pass.
 
-    Each network tensor is one `nn.Parameter` (in ``self.tensors``, keyed by tensor name), so
-    optimisers, ``state_dict``, DDP, autocast and ``torch.compile`` work as for ``nn.Linear``.
-    The contraction plan is computed once per (batch size, dtype, device, grad mode) and cached;
-    the forward pass then only issues torch calls. In inference the materialised weight is cached
-    and reused only while the tensors are bit-identical to those it was built from, so no way of
-    changing a parameter can leave it stale; [`cached`][tnlayers.cached] skips even that check
-    inside an explicit block.
+    [`TNLinear`][tnlayers.TNLinear] holds one parameter per network tensor. Subclass this base
+    instead when the tensors are computed from other parameters (a circuit's gates from its
+    angles): create those parameters in ``__init__`` after ``super().__init__(...)``, call
+    ``self.reset_parameters()`` last, as ``torch.nn`` layers do, and implement
+    [`network_tensors`][tnlayers.TNLinearBase.network_tensors] (and
+    [`weight_sources`][tnlayers.TNLinearBase.weight_sources] when the tensors are computed).
 
     Parameters
     ----------
     network
         The weight's network.
     bias
-        Add a learnable bias of length ``out_features`` (initialised like ``nn.Linear``'s).
-    strategy
-        ``"model"`` ranks *sequential* and *materialise* by the cost model's predicted time per
-        batch size and grad mode (deterministic). ``"auto"`` (default) does the same but, where
-        the two predictions are within ``AUTO_TIMING_MARGIN`` (1.5×) of each other, times both
-        once (on detached copies, leaving ``.grad`` alone) and keeps the faster. ``"autotune"``
-        always times. ``"sequential"`` or ``"materialise"`` force one.
-    optimize
-        opt_einsum path optimiser.
-    std
-        Standard deviation of the initial materialised weight (default: ``nn.Linear``'s).
-    model
-        Machine model for ``"auto"`` (default: chosen by the input's device type).
+        Create a learnable bias of length ``out_features`` (``self.bias``; the subclass's
+        ``reset_parameters`` initialises it).
+    strategy, optimize, model
+        As for [`TNLinear`][tnlayers.TNLinear].
     device, dtype
-        Where and in what dtype to create the parameters.
-    generator
-        Random generator for a reproducible initialisation.
-
-    Shapes
-    ------
-    - input: ``(..., in_features)``
-    - output: ``(..., out_features)``
-
-    Examples
-    --------
-    >>> import torch, tnlayers
-    >>> layer = tnlayers.TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), bond=2))
-    >>> layer(torch.randn(32, 784)).shape
-    torch.Size([32, 256])
-    >>> layer.num_params  # cores only, the bias not counted
-    288
+        Where and in what dtype to create the bias.
     """
 
     def __init__(
@@ -96,16 +71,14 @@ class TNLinear(nn.Module):
         *,
         strategy: StrategyOption = "auto",
         optimize: OptimizeKind = "best",
-        std: float | None = None,
         model: MachineModel | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
-        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(network, Network):
             raise ArgumentTypeError(
-                f"TNLinear needs a tnlayers.Network, got {type(network).__name__}"
+                f"{type(self).__name__} needs a tnlayers.Network, got {type(network).__name__}"
             )
         if strategy not in STRATEGY_OPTIONS:
             raise OptionError(
@@ -118,13 +91,6 @@ class TNLinear(nn.Module):
         self.model = model
         self._register_config(())
         self._names = network.tensor_names
-        self._std = std
-        self.tensors = nn.ParameterDict(
-            {
-                name: nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
-                for name, shape in network.shapes.items()
-            }
-        )
         if bias:
             self.bias = nn.Parameter(torch.empty(network.out_features, device=device, dtype=dtype))
         else:
@@ -132,52 +98,48 @@ class TNLinear(nn.Module):
         # The inference weight cache is a plain attribute, never a buffer, so state_dict keys
         # never depend on it; it checks its sources itself (see _weight_cache.py).
         self._weight_cache = WeightCache()
-        self.reset_parameters(generator=generator)
 
-    # ------------------------------------------------------------------ construction helpers
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Re-initialise: variance-preserving tensors, ``nn.Linear``-style bias."""
-        tensors = cast("MutableMapping[str, torch.Tensor]", self.tensors)
-        variance_preserving_(tensors, self.network, self._std, generator=generator)
+        """Re-initialise the parameters (subclasses define how)."""
+        raise NotImplementedError(f"{type(self).__name__} must define reset_parameters()")
+
+    def _reset_bias(self, generator: torch.Generator | None = None) -> None:
+        """``nn.Linear``'s bias initialisation, ``U(−1/√in, 1/√in)``."""
         if self.bias is not None:
             bound = math.sqrt(3.0) * linear_default_std(self.network.in_features)
             with torch.no_grad():
                 self.bias.uniform_(-bound, bound, generator=generator)
 
-    @classmethod
-    def from_tensors(
-        cls,
-        network: Network,
-        tensors: Mapping[str, torch.Tensor],
-        bias: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> TNLinear:
-        """Build a layer holding copies of given tensor values (and bias, if any)."""
-        first = next(iter(tensors.values()))
-        layer = cls(
-            network, bias=bias is not None, dtype=first.dtype, device=first.device, **kwargs
-        )
-        layer._copy_values(tensors, bias)
-        return layer
+    # ------------------------------------------------------------------ the network's tensors
+    def network_tensors(self) -> list[torch.Tensor]:
+        """The network tensors' current values, in ``network.tensor_names`` order.
 
-    @torch.no_grad()
-    def _copy_values(
-        self, tensors: Mapping[str, torch.Tensor], bias: torch.Tensor | None = None
-    ) -> None:
-        """Copy given values into the tensors (and bias), checking names and shapes."""
-        network = self.network
-        for name in network.tensor_names:
-            if name not in tensors:
-                raise ShapeError(f"no value given for tensor {name!r}")
-            value = tensors[name]
-            if tuple(value.shape) != network.shape(name):
-                raise ShapeError(
-                    f"tensor {name!r} has legs {network.legs(name)} of sizes "
-                    f"{network.shape(name)}, but the value given has shape {tuple(value.shape)}"
-                )
-            self.tensors[name].copy_(value)
-        if bias is not None and self.bias is not None:
-            self.bias.copy_(bias)
+        Shapes ``network.shape(name)``. What the forward pass contracts: parameters themselves
+        in [`TNLinear`][tnlayers.TNLinear], tensors computed from parameters in a subclass
+        such as [`QubitCircuitLinear`][tnlayers.QubitCircuitLinear] (then differentiable).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define network_tensors()")
+
+    def weight_sources(self) -> list[torch.Tensor]:
+        """The parameters the network tensors are computed from (default: the tensors).
+
+        The inference cache serves the materialised weight only while these are bit-identical
+        to what it was built from, so they must cover everything the tensors depend on.
+        """
+        return self.network_tensors()
+
+    @property
+    def network_dtype(self) -> torch.dtype:
+        """The network tensors' dtype (default: the first weight source's)."""
+        return self.weight_sources()[0].dtype
+
+    def _tensor_info(self) -> tuple[torch.dtype, torch.device, bool]:
+        """The network tensors' dtype and device, and whether they need gradients.
+
+        Read on every forward pass, so computed without building the tensors.
+        """
+        first = self.weight_sources()[0]
+        return self.network_dtype, first.device, first.requires_grad
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # Plan-registry ids are per process: re-derive ours after unpickling (torch.save of a
@@ -193,31 +155,6 @@ class TNLinear(nn.Module):
         """
         context = self._timing_context() if context is None else context
         self._config = REGISTRY.acquire(self, (self.network, self.optimize, self.model, context))
-
-    def _values(self) -> list[torch.Tensor]:
-        """The tensors' values in network order (parametrised ones computed).
-
-        ParameterDict sorts its keys, and its ``__getitem__`` costs microseconds per call, so
-        read its underlying dict by the network's tensor names. A parametrised dict (see
-        ``torch.nn.utils.parametrize``) changes its class and computes its tensors on access.
-        """
-        tensors = self.tensors
-        if type(tensors) is nn.ParameterDict:
-            params = tensors._parameters
-            return [params[name] for name in self._names]  # type: ignore[misc]
-        return [getattr(tensors, name) for name in self._names]
-
-    def _cache_sources(self) -> list[torch.Tensor]:
-        """The tensors the materialised weight is a function of: what the cache checks."""
-        return self._values()
-
-    def _reference(self) -> torch.Tensor:
-        """A tensor with the network tensors' dtype, device and ``requires_grad``.
-
-        The first parameter here; a layer whose tensors are computed from other parameters
-        returns something cheaper than computing them all (it is read on every forward pass).
-        """
-        return self._values()[0]
 
     # ------------------------------------------------------------------ properties
     @property
@@ -247,9 +184,9 @@ class TNLinear(nn.Module):
         self, batch: int, *, dtype: torch.dtype | None = None, device: torch.device | None = None
     ) -> Plan:
         """The plan used for ``batch`` input rows (default: the parameters' dtype and device)."""
-        first = self._reference()
-        dtype = dtype or first.dtype
-        device = torch.device(device) if device is not None else first.device
+        own_dtype, own_device, _ = self._tensor_info()
+        dtype = dtype or own_dtype
+        device = torch.device(device) if device is not None else own_device
         return plan_for(self._config, batch, _dtype_name(dtype), device.type)
 
     def decision(
@@ -280,11 +217,11 @@ class TNLinear(nn.Module):
         measure
             Time the strategies now if the decision needs a timing not yet made.
         """
-        first = self._reference()
+        own_dtype, own_device, needs_grad = self._tensor_info()
         if training is None:  # as the forward pass decides
-            training = torch.is_grad_enabled() and first.requires_grad
-        dtype = dtype or first.dtype
-        device = torch.device(device) if device is not None else first.device
+            training = torch.is_grad_enabled() and needs_grad
+        dtype = dtype or own_dtype
+        device = torch.device(device) if device is not None else own_device
         if measure:
             self._ensure_timed(batch, dtype, device, training)
         return decide(self._config, batch, _dtype_name(dtype), device.type, training, self.strategy)
@@ -355,7 +292,7 @@ class TNLinear(nn.Module):
         x = self._timing_input(batch, dtype, device)
         dtype_name = _dtype_name(dtype)
         # Detached copies: timing must not touch the parameters' .grad.
-        values = [p.detach().clone().requires_grad_(training) for p in self._values()]
+        values = [p.detach().clone().requires_grad_(training) for p in self.network_tensors()]
         runs: dict[Strategy, Callable[[], object]] = {}
         for name in STRATEGIES:
             execution = (name, programs(self._config, batch, dtype_name, device.type, name))
@@ -394,20 +331,20 @@ class TNLinear(nn.Module):
     # ------------------------------------------------------------------ execution
     def to_dense(self) -> torch.Tensor:
         """The materialised weight, shape ``(out_features, in_features)``; differentiable."""
-        tensors = cast("Mapping[str, torch.Tensor]", self.tensors)
+        tensors = dict(zip(self._names, self.network_tensors(), strict=True))
         return contract_weight(self.network, tensors, optimize=self.optimize)
 
     def _weight(
         self, program: Program, use_cache: bool, values: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
         if values is not None or not use_cache or _compiling():
-            operands = self._values() if values is None else values
+            operands = self.network_tensors() if values is None else values
             return weight_matrix(self.network, run_program(program, operands))
-        sources = self._cache_sources()
+        sources = self.weight_sources()
         needs_grad = torch.is_grad_enabled() and any(s.requires_grad for s in sources)
         weight = self._weight_cache.lookup(sources, needs_grad)
         if weight is None:
-            weight = weight_matrix(self.network, run_program(program, self._values()))
+            weight = weight_matrix(self.network, run_program(program, self.network_tensors()))
             self._weight_cache.store(sources, weight, needs_grad)
         return weight
 
@@ -451,7 +388,7 @@ class TNLinear(nn.Module):
         if net.padded_in_features != net.in_features:
             x2 = nn.functional.pad(x2, (0, net.padded_in_features - net.in_features))
         xs = x2.reshape(x2.shape[0], *net.in_dims)
-        operands = [xs, *(self._values() if values is None else values)]
+        operands = [xs, *(self.network_tensors() if values is None else values)]
         y = run_program(programs[0], operands).reshape(x2.shape[0], net.padded_out_features)
         if net.padded_out_features != net.out_features:
             y = y[:, : self.out_features]
@@ -483,14 +420,14 @@ class TNLinear(nn.Module):
 
         Returns the execution, whether autocast is on, and the parameters' dtype.
         """
-        first = self._reference()
+        dtype, _, needs_grad = self._tensor_info()
         autocast = torch.is_autocast_enabled(x.device.type)
-        if not autocast and x.dtype != first.dtype:
+        if not autocast and x.dtype != dtype:
             raise ShapeError(
-                f"input dtype {x.dtype} does not match the layer's parameters ({first.dtype}); "
-                f"convert the input or call layer.to({first.dtype})"
+                f"input dtype {x.dtype} does not match the layer's parameters ({dtype}); "
+                f"convert the input or call layer.to({dtype})"
             )
-        training = torch.is_grad_enabled() and first.requires_grad
+        training = torch.is_grad_enabled() and needs_grad
         if _compiling():
             # Compiled graphs plan per power-of-two bucket: with dynamic shapes the batch is
             # symbolic, and these comparisons become guards instead of one graph per size.
@@ -498,7 +435,7 @@ class TNLinear(nn.Module):
             while rows > bucket:
                 bucket *= 2
             rows = bucket
-        return self._execution(rows, first.dtype, x.device, training), autocast, first.dtype
+        return self._execution(rows, dtype, x.device, training), autocast, dtype
 
     def _run_autocast(
         self, execution: Execution, x2: torch.Tensor, param_dtype: torch.dtype
@@ -513,6 +450,153 @@ class TNLinear(nn.Module):
                 bias = None if self.bias is None else self.bias.to(low)
                 return nn.functional.linear(x2.to(low), weight.to(low), bias)
             return self._run(execution, x2.to(param_dtype)).to(low)
+
+
+class TNLinear(TNLinearBase):
+    r"""A linear layer ``y = x Wᵀ + b`` whose weight ``W`` is a tensor network.
+
+    Each network tensor is one `nn.Parameter` (in ``self.tensors``, keyed by tensor name), so
+    optimisers, ``state_dict``, DDP, autocast and ``torch.compile`` work as for ``nn.Linear``.
+    The contraction plan is computed once per (batch size, dtype, device, grad mode) and cached;
+    the forward pass then only issues torch calls. In inference the materialised weight is cached
+    and reused only while the tensors are bit-identical to those it was built from, so no way of
+    changing a parameter can leave it stale; [`cached`][tnlayers.cached] skips even that check
+    inside an explicit block.
+
+    Parameters
+    ----------
+    network
+        The weight's network.
+    bias
+        Add a learnable bias of length ``out_features`` (initialised like ``nn.Linear``'s).
+    strategy
+        ``"model"`` ranks *sequential* and *materialise* by the cost model's predicted time per
+        batch size and grad mode (deterministic). ``"auto"`` (default) does the same but, where
+        the two predictions are within ``AUTO_TIMING_MARGIN`` (1.5×) of each other, times both
+        once (on detached copies, leaving ``.grad`` alone) and keeps the faster. ``"autotune"``
+        always times. ``"sequential"`` or ``"materialise"`` force one.
+    optimize
+        opt_einsum path optimiser.
+    init
+        ``"variance"``: every tensor drawn so that the materialised weight has ``nn.Linear``'s
+        variance (families add ``"paper"``, their authors' scheme).
+    std
+        Standard deviation of the initial materialised weight (default: ``nn.Linear``'s).
+    model
+        Machine model for ``"auto"`` (default: chosen by the input's device type).
+    device, dtype
+        Where and in what dtype to create the parameters.
+    generator
+        Random generator for a reproducible initialisation.
+
+    Shapes
+    ------
+    - input: ``(..., in_features)``
+    - output: ``(..., out_features)``
+
+    Examples
+    --------
+    >>> import torch, tnlayers
+    >>> layer = tnlayers.TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), bond=2))
+    >>> layer(torch.randn(32, 784)).shape
+    torch.Size([32, 256])
+    >>> layer.num_params  # cores only, the bias not counted
+    288
+    """
+
+    INITS: tuple[str, ...] = ("variance",)
+    """The ``init`` schemes this class accepts."""
+
+    def __init__(
+        self,
+        network: Network,
+        bias: bool = True,
+        *,
+        strategy: StrategyOption = "auto",
+        optimize: OptimizeKind = "best",
+        init: str = "variance",
+        std: float | None = None,
+        model: MachineModel | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(
+            network,
+            bias,
+            strategy=strategy,
+            optimize=optimize,
+            model=model,
+            device=device,
+            dtype=dtype,
+        )
+        if init not in self.INITS:
+            choices = " or ".join(repr(name) for name in self.INITS)
+            raise OptionError(f"unknown init {init!r}; choose {choices}")
+        self.init = init
+        self._std = std
+        self.tensors = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+                for name, shape in network.shapes.items()
+            }
+        )
+        self.reset_parameters(generator=generator)
+
+    # ------------------------------------------------------------------ construction helpers
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Re-initialise: variance-preserving tensors, ``nn.Linear``-style bias."""
+        tensors = cast("MutableMapping[str, torch.Tensor]", self.tensors)
+        variance_preserving_(tensors, self.network, self._std, generator=generator)
+        self._reset_bias(generator)
+
+    @classmethod
+    def from_tensors(
+        cls,
+        network: Network,
+        tensors: Mapping[str, torch.Tensor],
+        bias: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> TNLinear:
+        """Build a layer holding copies of given tensor values (and bias, if any)."""
+        first = next(iter(tensors.values()))
+        layer = cls(
+            network, bias=bias is not None, dtype=first.dtype, device=first.device, **kwargs
+        )
+        layer._copy_values(tensors, bias)
+        return layer
+
+    @torch.no_grad()
+    def _copy_values(
+        self, tensors: Mapping[str, torch.Tensor], bias: torch.Tensor | None = None
+    ) -> None:
+        """Copy given values into the tensors (and bias), checking names and shapes."""
+        network = self.network
+        for name in network.tensor_names:
+            if name not in tensors:
+                raise ShapeError(f"no value given for tensor {name!r}")
+            value = tensors[name]
+            if tuple(value.shape) != network.shape(name):
+                raise ShapeError(
+                    f"tensor {name!r} has legs {network.legs(name)} of sizes "
+                    f"{network.shape(name)}, but the value given has shape {tuple(value.shape)}"
+                )
+            self.tensors[name].copy_(value)
+        if bias is not None and self.bias is not None:
+            self.bias.copy_(bias)
+
+    def network_tensors(self) -> list[torch.Tensor]:
+        """The parameters in ``self.tensors``, in network order (parametrised ones computed).
+
+        ParameterDict sorts its keys, and its ``__getitem__`` costs microseconds per call, so
+        read its underlying dict by the network's tensor names. A parametrised dict (see
+        ``torch.nn.utils.parametrize``) changes its class and computes its tensors on access.
+        """
+        tensors = self.tensors
+        if type(tensors) is nn.ParameterDict:
+            params = tensors._parameters
+            return [params[name] for name in self._names]  # type: ignore[misc]
+        return [getattr(tensors, name) for name in self._names]
 
 
 def _compiling() -> bool:

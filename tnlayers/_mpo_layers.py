@@ -20,7 +20,7 @@ from ._strategy import Execution
 
 __all__ = ["MPOConv2d", "MPOLinear"]
 
-Init = Literal["variance", "glorot"]
+Init = Literal["variance", "paper"]
 Pair = int | tuple[int, int]
 LayerT = TypeVar("LayerT", bound="_MPOLayer")
 
@@ -59,23 +59,16 @@ def _mpo_network(
 class _MPOLayer(TNLinear):
     """What MPO layers share: MPO-Net's initialisation and the canonical-form analysis."""
 
-    _init_scheme: Init = "variance"
-
-    def _set_init(self, init: Init) -> None:
-        if init not in ("variance", "glorot"):
-            raise OptionError(f"unknown init {init!r}; choose 'variance' or 'glorot'")
-        # Set before TNLinear.__init__, which ends with reset_parameters() (torch.nn's order);
-        # plain attributes may be set before nn.Module.__init__.
-        self._init_scheme = init
+    INITS = ("variance", "paper")
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Re-initialise the cores (``init="variance"`` or ``"glorot"``) and the bias.
+        """Re-initialise the cores (``init="variance"`` or ``"paper"``) and the bias.
 
-        ``"glorot"`` is the authors' scheme: each core's ``(J_k D_k, D_{k-1} I_k)`` view drawn
+        ``"paper"`` is the authors' scheme: each core's ``(J_k D_k, D_{k-1} I_k)`` view drawn
         from TF1's truncated Glorot normal (standard deviation ``√(2.6 / (fan_in + fan_out))``
         cut at two deviations, so the realised one is ``≈ √(2 / (fan_in + fan_out))``), bias zero.
         """
-        if self._init_scheme == "variance":
+        if self.init == "variance":
             super().reset_parameters(generator=generator)
             return
         with torch.no_grad():
@@ -91,7 +84,9 @@ class _MPOLayer(TNLinear):
     # ------------------------------------------------------------------ analysis
     def mpo(self) -> MPO:
         """The current cores as an [`MPO`][tnlayers.MPO] value (detached)."""
-        return MPO.from_tensors(self.network, dict(zip(self._names, self._values(), strict=True)))
+        return MPO.from_tensors(
+            self.network, dict(zip(self._names, self.network_tensors(), strict=True))
+        )
 
     def bond_spectra(self) -> list[torch.Tensor]:
         """Singular values at every bond; see [`MPO.bond_spectra`][tnlayers.MPO.bond_spectra]."""
@@ -142,7 +137,7 @@ class MPOLinear(_MPOLayer):
         Number of cores when the leg sizes are not given (default: legs of size about 8).
     init
         ``"variance"`` (default): the materialised weight gets ``nn.Linear``'s variance.
-        ``"glorot"``: the authors' per-core truncated Glorot normal and a zero bias.
+        ``"paper"``: the authors' per-core truncated Glorot normal and a zero bias.
     **kwargs
         Passed on to [`TNLinear`][tnlayers.TNLinear] (``strategy``, ``dtype``, ``device``, ...).
 
@@ -173,9 +168,8 @@ class MPOLinear(_MPOLayer):
         init: Init = "variance",
         **kwargs: Any,
     ) -> None:
-        self._set_init(init)
         network = _mpo_network(in_features, out_features, bond, in_dims, out_dims, cores)
-        super().__init__(network, bias, **kwargs)
+        super().__init__(network, bias, init=init, **kwargs)
 
     @classmethod
     def from_mpo(cls, values: MPO, bias: torch.Tensor | None = None, **kwargs: Any) -> MPOLinear:
@@ -301,7 +295,6 @@ class MPOConv2d(_MPOLayer):
         init: Init = "variance",
         **kwargs: Any,
     ) -> None:
-        self._set_init(init)
         if groups != 1 or padding_mode != "zeros":
             raise OptionError(
                 f"MPOConv2d supports groups=1 and padding_mode='zeros', got groups={groups!r}, "
@@ -325,7 +318,7 @@ class MPOConv2d(_MPOLayer):
         network = _mpo_network(
             in_channels * kernel[0] * kernel[1], out_channels, bond, in_dims, out_dims, cores
         )
-        super().__init__(network, bias, **kwargs)
+        super().__init__(network, bias, init=init, **kwargs)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel
@@ -461,7 +454,7 @@ class MPOConv2d(_MPOLayer):
         cols = F.unfold(x, self.kernel_size, self.dilation, padding, self.stride)  # (B, C·kk, L)
         flat = cols.transpose(1, 2).reshape(-1, self.in_features)
         if torch.is_autocast_enabled(x.device.type):
-            y = self._run_autocast(execution, flat, self._reference().dtype)
+            y = self._run_autocast(execution, flat, self.network_dtype)
         else:
             y = self._run(execution, flat, use_cache, values)
         return (

@@ -10,8 +10,7 @@ import torch
 
 from ._circuits import QubitCircuit
 from ._errors import ArgumentTypeError, OptionError, ShapeError
-from ._execute import contract_weight
-from ._layer import TNLinear
+from ._layer import TNLinearBase
 from ._strategy import StrategyOption
 
 __all__ = ["QubitCircuitLinear", "qubit_gate_tensors"]
@@ -81,13 +80,15 @@ def qubit_gate_tensors(
     return tensors
 
 
-class QubitCircuitLinear(TNLinear):
+class QubitCircuitLinear(TNLinearBase):
     r"""``y = U x`` for a qubit circuit ``U``: its gates are the nodes of an ordinary network.
 
     Every parameterised gate has one trainable angle (``self.angles``); fixed gates are constants.
     The circuit's network (see [`QubitCircuit.network`][tnlayers.QubitCircuit.network]) goes
     through the normal planner, so the cost report, strategies (contract the state through the
-    gates, or materialise ``U``) and caching are those of [`TNLinear`][tnlayers.TNLinear].
+    gates, or materialise ``U``) and caching are those of [`TNLinear`][tnlayers.TNLinear]; its
+    tensors are computed from the angles by
+    [`network_tensors`][tnlayers.QubitCircuitLinear.network_tensors].
 
     Parameters
     ----------
@@ -137,26 +138,19 @@ class QubitCircuitLinear(TNLinear):
         real = dtype or torch.get_default_dtype()
         if real.is_complex:
             raise OptionError(f"dtype is the angles' real dtype, got {real}")
+        super().__init__(circuit.network(), bias=False, strategy=strategy, device=device)
         self.circuit = circuit
         self.output = output
-        # TNLinear makes one parameter per node; here the nodes are functions of the angles, so
-        # its parameter dict is emptied and replaced by the angles.
-        super().__init__(
-            circuit.network(), bias=False, strategy=strategy, device=device, dtype=real
-        )
-        self.tensors = torch.nn.ParameterDict()
         self.angles = torch.nn.Parameter(torch.empty(circuit.num_params, device=device, dtype=real))
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draw the angles from ``U(−π, π)``."""
-        if "angles" not in self._parameters:  # called by TNLinear's constructor, before angles
-            return
         with torch.no_grad():
             self.angles.uniform_(-math.pi, math.pi, generator=generator)
 
     @property
-    def _circuit_dtype(self) -> torch.dtype:
+    def network_dtype(self) -> torch.dtype:
         """The gates' dtype: the angles' (after ``.double()``, ``.to()``...), complex unless the
         circuit is real."""
         real = self.angles.dtype
@@ -167,8 +161,10 @@ class QubitCircuitLinear(TNLinear):
         """Number of angles."""
         return self.circuit.num_params
 
-    def _values(self) -> list[torch.Tensor]:
-        tensors = qubit_gate_tensors(self.circuit, self.angles, self._circuit_dtype)
+    def network_tensors(self) -> list[torch.Tensor]:
+        """The gates as node tensors computed from the angles (differentiable), in network
+        order; see [`qubit_gate_tensors`][tnlayers.circuits.qubit_gate_tensors]."""
+        tensors = qubit_gate_tensors(self.circuit, self.angles, self.network_dtype)
         if "link" in self.network.sizes:
             # Gates of a product circuit that carry the size-1 link get that leg appended.
             tensors = [
@@ -177,25 +173,9 @@ class QubitCircuitLinear(TNLinear):
             ]
         return tensors
 
-    def _reference(self) -> torch.Tensor:
-        # The gates' dtype and device, and whether they need gradients, without building them.
-        return torch.empty(
-            0,
-            dtype=self._circuit_dtype,
-            device=self.angles.device,
-            requires_grad=self.angles.requires_grad,
-        )
-
-    def _cache_sources(self) -> list[torch.Tensor]:
+    def weight_sources(self) -> list[torch.Tensor]:
+        """``[self.angles]``: every gate is a function of them."""
         return [self.angles]
-
-    def _timing_input(self, rows: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        return torch.randn(rows, self.in_features, dtype=dtype, device=device)
-
-    def to_dense(self) -> torch.Tensor:
-        """The circuit's matrix ``U``, shape ``(2^N, 2^N)``; differentiable."""
-        values = dict(zip(self.network.tensor_names, self._values(), strict=True))
-        return contract_weight(self.network, values, optimize=self.optimize)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the circuit to ``x`` of shape ``(..., 2^N)`` (real inputs are cast)."""
@@ -205,7 +185,7 @@ class QubitCircuitLinear(TNLinear):
                 f"input has {got}, but the {self.circuit.num_qubits}-qubit circuit expects "
                 f"(..., {self.in_features}) amplitudes (2^{self.circuit.num_qubits})"
             )
-        y = super().forward(x.to(self._circuit_dtype))
+        y = super().forward(x.to(self.network_dtype))
         if self.output == "probabilities":
             return y.abs().square() if y.is_complex() else y.square()
         return y

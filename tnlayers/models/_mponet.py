@@ -51,7 +51,7 @@ def _mpo(
         bond=bond,
         in_dims=ins,
         out_dims=outs,
-        init="glorot" if init == "paper" else "variance",
+        init=init,
     )
 
 
