@@ -19,9 +19,12 @@ The blocks are general 2 × 2 matrices, not angles, so that noise added to the g
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
+from torch._C import DispatchKey
 from torch.autograd.function import once_differentiable
 
 from ._givens_plan import GivensPlan
@@ -287,3 +290,96 @@ def givens_matrix(blocks: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
     n = plan.circuit.n
     eye = torch.eye(n, dtype=blocks.dtype, device=blocks.device)
     return apply_segments(eye, segment_blocks(plan, blocks), _windows(plan, blocks.device))
+
+
+# ---------------------------------------------------------------- the compiled path
+# torch.compile cannot trace the executors above (Python loops over a plan's index tensors,
+# custom autograd functions that keep plan objects on ctx), and a graph break would defeat
+# fullgraph=True. Under compilation a layer calls these two opaque operators instead: the graph
+# holds one call per layer, the plan travels as an integer token, and the eager executor runs
+# inside (the backward recomputes the forward pass, once, to differentiate it).
+_PLANS: dict[int, GivensPlan] = {}
+_TOKENS: dict[int, int] = {}
+
+
+def plan_token(plan: GivensPlan) -> int:
+    """An integer naming ``plan`` for the compiled operators (kept alive while named)."""
+    token = _TOKENS.get(id(plan))
+    if token is None or _PLANS.get(token) is not plan:
+        token = len(_PLANS)
+        _PLANS[token] = plan
+        _TOKENS[id(plan)] = token
+    return token
+
+
+@torch.library.custom_op("tnlayers::givens_apply", mutates_args=())
+def givens_apply(x: torch.Tensor, blocks: torch.Tensor, token: int, strategy: str) -> torch.Tensor:
+    """``givens_forward`` as one opaque operator, for compiled graphs."""
+    with torch.no_grad():
+        return givens_forward(x, blocks, _PLANS[token], strategy).contiguous()
+
+
+@givens_apply.register_fake
+def _(x: torch.Tensor, blocks: torch.Tensor, token: int, strategy: str) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@contextmanager
+def _autograd_inside_operator() -> Iterator[None]:
+    """Record autograd inside a custom operator's body, which runs below the autograd keys.
+
+    The backward operator differentiates the eager executor by recomputing it; its body is an
+    opaque kernel to the compiler, so this is the one place a tape is needed inside a kernel.
+    """
+    keys = [getattr(DispatchKey, name) for name in _AUTOGRAD_KEYS if hasattr(DispatchKey, name)]
+    excluded = [torch._C._dispatch_tls_is_dispatch_key_excluded(key) for key in keys]
+    try:
+        for key in keys:
+            torch._C._dispatch_tls_set_dispatch_key_excluded(key, False)
+        with torch.enable_grad():
+            yield
+    finally:
+        for key, was in zip(keys, excluded, strict=True):
+            torch._C._dispatch_tls_set_dispatch_key_excluded(key, was)
+
+
+_AUTOGRAD_KEYS = (
+    "ADInplaceOrView",
+    "AutogradFunctionality",
+    "AutogradOther",
+    "AutogradNestedTensor",
+)
+
+
+@torch.library.custom_op("tnlayers::givens_apply_backward", mutates_args=())
+def givens_apply_backward(
+    grad: torch.Tensor, x: torch.Tensor, blocks: torch.Tensor, token: int, strategy: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of ``givens_apply`` with respect to ``x`` and ``blocks``."""
+    with _autograd_inside_operator():
+        x_, blocks_ = x.detach().requires_grad_(), blocks.detach().requires_grad_()
+        y = givens_forward(x_, blocks_, _PLANS[token], strategy)
+        grad_x, grad_blocks = torch.autograd.grad(y, (x_, blocks_), grad)
+    return grad_x.contiguous(), grad_blocks.contiguous()
+
+
+@givens_apply_backward.register_fake
+def _(
+    grad: torch.Tensor, x: torch.Tensor, blocks: torch.Tensor, token: int, strategy: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.empty_like(x), torch.empty_like(blocks)
+
+
+def _setup(ctx, inputs, output) -> None:
+    x, blocks, token, strategy = inputs
+    ctx.save_for_backward(x, blocks)
+    ctx.token, ctx.strategy = token, strategy
+
+
+def _backward(ctx, grad):
+    x, blocks = ctx.saved_tensors
+    grad_x, grad_blocks = givens_apply_backward(grad, x, blocks, ctx.token, ctx.strategy)
+    return grad_x, grad_blocks, None, None
+
+
+givens_apply.register_autograd(_backward, setup_context=_setup)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -12,9 +12,10 @@ from torch import nn
 from ._circuits import GivensCircuit
 from ._cost import CostReport, Mode
 from ._errors import ArgumentTypeError, OptionError, ShapeError
-from ._givens_exec import givens_forward, givens_matrix, rotation_blocks
+from ._givens_exec import givens_apply, givens_forward, givens_matrix, plan_token, rotation_blocks
 from ._givens_plan import STRATEGIES, GivensPlan, givens_plan, givens_report
 from ._plan import MachineModel
+from ._strategy import REGISTRY, assume_constant_result
 
 __all__ = ["GivensLinear"]
 
@@ -23,6 +24,41 @@ _MAX_SCHEDULES = 64
 
 Layout = Literal["v", "reck", "clements"]
 Output = Literal["amplitudes", "probabilities"]
+
+
+def _circuit_key(circuit: GivensCircuit, segment_gates: int | None) -> Any:
+    # The registry's keys are (network, optimize, model, context); a circuit fills the first.
+    return (circuit, None, None, ("givens", segment_gates))
+
+
+def _schedule_for(
+    circuit: GivensCircuit,
+    segment_gates: int | None,
+    option: str,
+    rows: int,
+    training: bool,
+    device_type: str,
+    itemsize: int,
+) -> tuple[GivensPlan, str]:
+    """The plan for ``rows`` rows and the strategy it runs (``option`` decides or forces)."""
+    model = MachineModel.for_device(device_type)
+    plan = givens_plan(circuit, rows, training=training, segment_gates=segment_gates, model=model)
+    if option in ("auto", "model"):
+        return plan, plan.choose(rows, training, model, itemsize)
+    return plan, option
+
+
+@assume_constant_result
+def _compiled_schedule(
+    config: int, rows: int, training: bool, device_type: str, itemsize: int, option: str
+) -> tuple[int, str]:
+    """The plan token and strategy for the compiled path: a constant at trace time."""
+    network, _, _, (_, segment_gates) = REGISTRY.config(config)
+    circuit = cast(GivensCircuit, network)  # see _circuit_key
+    plan, strategy = _schedule_for(
+        circuit, cast("int | None", segment_gates), option, rows, training, device_type, itemsize
+    )
+    return plan_token(plan), strategy
 
 
 class GivensLinear(nn.Module):
@@ -110,6 +146,9 @@ class GivensLinear(nn.Module):
         # (rows, training, device type, itemsize) → (plan, strategy); planning is Python work
         # that must stay off the hot path.
         self._schedules: dict[tuple[object, ...], tuple[GivensPlan, str]] = {}
+        # The compiled path looks its schedule up by integers and strings (see execution() in
+        # _strategy.py for why).
+        self._config = REGISTRY.acquire(self, _circuit_key(circuit, segment_gates))
         # Applied to the gate blocks before use: an extension point for perturbing the gate
         # entries themselves (Chen et al.'s attack form ②, see tnlayers.ParameterAttack).
         self.block_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -137,6 +176,11 @@ class GivensLinear(nn.Module):
         return f"n={c.n}, layout={c.layout!r}, gates={c.num_gates}, output={self.output!r}"
 
     # ------------------------------------------------------------------ plan and cost
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # Registry ids are per process: re-derive ours after unpickling.
+        super().__setstate__(state)
+        self._config = REGISTRY.acquire(self, _circuit_key(self.circuit, self.segment_gates))
+
     def _schedule(
         self, batch: int, training: bool, angles: torch.Tensor | None = None
     ) -> tuple[GivensPlan, str]:
@@ -144,20 +188,10 @@ class GivensLinear(nn.Module):
         key = (batch, training, angles.device.type, angles.element_size())
         found = self._schedules.get(key)
         if found is None:
-            model = MachineModel.for_device(key[2])
-            plan = givens_plan(
-                self.circuit,
-                batch,
-                training=training,
-                segment_gates=self.segment_gates,
-                model=model,
-            )
-            strategy = self.strategy
-            if strategy in ("auto", "model"):
-                strategy = plan.choose(batch, training, model, key[3])
+            found = _schedule_for(self.circuit, self.segment_gates, self.strategy, *key)
             if len(self._schedules) >= _MAX_SCHEDULES:  # bounded: batch sizes can vary freely
                 del self._schedules[next(iter(self._schedules))]
-            found = self._schedules[key] = (plan, strategy)
+            self._schedules[key] = found
         return found
 
     def _training(self, training: bool | None) -> bool:
@@ -255,6 +289,19 @@ class GivensLinear(nn.Module):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.n)
         training = torch.is_grad_enabled() and (angles.requires_grad or x.requires_grad)
-        plan, strategy = self._schedule(x2.shape[0], training, angles)
-        y = givens_forward(x2, self.gate_blocks(angles), plan, strategy).reshape(*lead, self.n)
+        blocks = self.gate_blocks(angles)
+        if torch.compiler.is_compiling():
+            token, strategy = _compiled_schedule(
+                self._config,
+                x2.shape[0],
+                training,
+                x.device.type,
+                angles.element_size(),
+                self.strategy,
+            )
+            y = givens_apply(x2.contiguous(), blocks, token, strategy)
+        else:
+            plan, strategy = self._schedule(x2.shape[0], training, angles)
+            y = givens_forward(x2, blocks, plan, strategy)
+        y = y.reshape(*lead, self.n)
         return y.square() if self.output == "probabilities" else y

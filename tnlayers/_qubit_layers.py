@@ -67,15 +67,17 @@ def qubit_gate_tensors(
     device = angles.device
     half = angles.to(dtype.to_real() if dtype.is_complex else dtype) / 2
     cos, sin = torch.cos(half).to(dtype), torch.sin(half).to(dtype)
+    # Compiled graphs build the constants in the graph (dynamo would ignore the cache anyway).
+    constant = _constant.__wrapped__ if torch.compiler.is_compiling() else _constant
     tensors, k = [], 0
     for gate in circuit.gates:
         arity = len(gate.qubits)
         if gate.parameterised:
             eye = torch.eye(2**arity, dtype=dtype, device=device)
-            matrix = cos[k] * eye + sin[k] * _constant(gate.kind, dtype, device)
+            matrix = cos[k] * eye + sin[k] * constant(gate.kind, dtype, device)
             k += 1
         else:
-            matrix = _constant(gate.kind, dtype, device)
+            matrix = constant(gate.kind, dtype, device)
         tensors.append(matrix.reshape((2,) * (2 * arity)))
     return tensors
 

@@ -283,7 +283,7 @@ def programs(
     return tuple(compile_contraction(c) for c in the_plan.strategies[strategy].contractions)
 
 
-def _assume_constant_result(fn: Callable[..., Any]) -> Callable[..., Any]:
+def assume_constant_result(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``torch.compiler.assume_constant_result`` without importing ``torch._dynamo``.
 
     The public decorator imports all of dynamo (≈ 1 s) only to set this attribute on ``fn``;
@@ -294,7 +294,7 @@ def _assume_constant_result(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-@_assume_constant_result
+@assume_constant_result
 def execution(
     config: int,
     rows: int,
