@@ -35,13 +35,15 @@ def main() -> None:
         dense = build().eval()
         models = {"dense": dense}
         pruned = copy.deepcopy(dense)
-        tnlayers.qianets_prune(pruned, 0.3779, generator=torch.Generator().manual_seed(0))
+        tnlayers.compression.qianets_prune(
+            pruned, 0.3779, generator=torch.Generator().manual_seed(0)
+        )
         models["pruned"] = pruned
         for rank in RANKS[name][:1] if args.quick else RANKS[name]:
             models[f"SVD r={rank}"], _ = tnlayers.compress(
                 dense, rank=rank, types=(nn.Conv2d,), only_if_smaller=True
             )
-        report = tnlayers.measure_latency(
+        report = tnlayers.analysis.measure_latency(
             models,
             inputs[:8] if args.quick else inputs,
             batch_sizes=(1, 8) if args.quick else (1, 256),

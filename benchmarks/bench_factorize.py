@@ -13,7 +13,7 @@ import platform
 import random
 import time
 
-from tnlayers._factorize import _balanced, _largest, factorize, kronecker_factors
+from tnlayers._core.factorize import _balanced, _largest, factorize, kronecker_factors
 
 SIZES = [
     250_002,

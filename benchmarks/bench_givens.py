@@ -21,7 +21,7 @@ from _common import best_of_passes
 from torch import nn
 
 import tnlayers
-from tnlayers._givens_plan import STRATEGIES
+from tnlayers._circuits.givens_plan import STRATEGIES
 
 SIZES = (64, 256, 784)
 LAYOUTS = ("v", "reck", "clements")

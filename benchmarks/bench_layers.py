@@ -192,7 +192,7 @@ def overhead(budget: float) -> dict[str, float]:
     layer = tnlayers.TNLinear(net, strategy="sequential")
     x = torch.randn(1, 784)
     seq = tnlayers.plan(net, 1).strategies["sequential"].contractions[0]
-    program = tnlayers.compile_contraction(seq)
+    program = tnlayers.contraction.compile_contraction(seq)
     tensors = [layer.tensors[t] for t in net.tensor_names]
     expr = opt_einsum.contract_expression(seq.equation(), *seq.shapes(), optimize=seq.path)
     dense = nn.Linear(784, 256)
@@ -201,9 +201,9 @@ def overhead(budget: float) -> dict[str, float]:
             "layer": median_time(lambda: layer(x), budget),
             "program": median_time(
                 lambda: (
-                    tnlayers.run_program(program, [x.reshape(1, 4, 7, 7, 4), *tensors]).reshape(
-                        1, 256
-                    )
+                    tnlayers.contraction.run_program(
+                        program, [x.reshape(1, 4, 7, 7, 4), *tensors]
+                    ).reshape(1, 256)
                     + layer.bias
                 ),
                 budget,

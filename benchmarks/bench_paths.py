@@ -22,8 +22,8 @@ import time
 import opt_einsum
 
 import tnlayers
-from tnlayers._paths import _best_path, _sweep, best_path, path_flops
-from tnlayers._plan import BATCH
+from tnlayers._core.paths import _best_path, _sweep, best_path, path_flops
+from tnlayers._core.plan import BATCH
 from tnlayers.testing import random_network
 
 

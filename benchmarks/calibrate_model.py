@@ -43,7 +43,7 @@ def measure(budget: float = 0.1) -> list[tuple[tnlayers.Network, int, bool, dict
     return data
 
 
-def score(model: tnlayers.MachineModel, data) -> tuple[int, float]:
+def score(model: tnlayers.contraction.MachineModel, data) -> tuple[int, float]:
     right, lost = 0, 0.0
     for net, batch, training, times in data:
         choice = tnlayers.plan(net, batch, model=model).choose(training)
@@ -63,11 +63,11 @@ def main() -> None:
     )
     results = []
     for peak, bandwidth, overhead, half in grid:
-        model = tnlayers.MachineModel(peak, bandwidth, overhead, half)
+        model = tnlayers.contraction.MachineModel(peak, bandwidth, overhead, half)
         right, lost = score(model, data)
         results.append((-right, lost, model))
     results.sort(key=lambda r: (r[0], r[1]))
-    default_right, default_lost = score(tnlayers.MachineModel(), data)
+    default_right, default_lost = score(tnlayers.contraction.MachineModel(), data)
     print(f"default model: {default_right}/{len(data)} within 10 %, time lost {default_lost:.2f}")
     for neg_right, lost, model in results[:5]:
         print(f"{-neg_right}/{len(data)} within 10 %, time lost {lost:.2f}: {model}")

@@ -42,7 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import tnlayers
-from tnlayers import Noise, ParameterAttack
+from tnlayers.circuits import Noise, ParameterAttack, corrupt
 from tnlayers.models import QDCNN, QDFNN, QRCNN, QRFNN, TQCNN, TQFNN, BaselineCNN, BaselineMLP
 
 PAPER_ABLATION = {
@@ -117,7 +117,7 @@ def train(
     settings: Settings,
     seed: int,
     attack: Attack | None = None,
-) -> tnlayers.ClassificationReport:
+) -> tnlayers.analysis.ClassificationReport:
     """Train one model (Adam, cross-entropy) and report on the test split."""
     torch.manual_seed(seed)
     x_train, y_train, x_test, y_test = data
@@ -151,7 +151,7 @@ def train(
         else:
             continue
         break
-    report = tnlayers.classification_report(model, x_test, y_test)
+    report = tnlayers.analysis.classification_report(model, x_test, y_test)
     if handle is not None:
         handle.remove()
     return report
@@ -185,7 +185,7 @@ def main() -> None:
         for form in (1, 2)
         for kind, symmetric in (("mixed", False), ("gaussian", True))
     ]
-    noisy_data = [dataclasses.replace(n, scale=0.3) for n in tnlayers.NOISE_VARIANTS]
+    noisy_data = [dataclasses.replace(n, scale=0.3) for n in tnlayers.circuits.NOISE_VARIANTS]
     robust_models = ["QRCNN", "QDCNN", "CNN"]
     jobs = len(seeds) * (len(IRIS_MODELS) + len(IMAGE_MODELS)) + len(robust_seeds) * len(
         robust_models
@@ -194,7 +194,7 @@ def main() -> None:
     start = time.perf_counter()
     results: dict[str, dict[str, list[dict]]] = {}
 
-    def record(group: str, name: str, report: tnlayers.ClassificationReport) -> None:
+    def record(group: str, name: str, report: tnlayers.analysis.ClassificationReport) -> None:
         results.setdefault(group, {}).setdefault(name, []).append(report.to_dict())
         bar.update()
         bar.set_postfix_str(f"{group} {name}: {100 * report.accuracy:.1f}%")
@@ -214,11 +214,11 @@ def main() -> None:
             for noise in noisy_data:
                 generator = torch.Generator().manual_seed(seed)
                 noisy = (
-                    tnlayers.corrupt(clean[0], noise, sample_fraction=0.5, feature_fraction=0.3,
-                                     generator=generator),
+                    corrupt(clean[0], noise, sample_fraction=0.5, feature_fraction=0.3,
+                            generator=generator),
                     clean[1],
-                    tnlayers.corrupt(clean[2], noise, sample_fraction=0.5, feature_fraction=0.3,
-                                     generator=generator),
+                    corrupt(clean[2], noise, sample_fraction=0.5, feature_fraction=0.3,
+                            generator=generator),
                     clean[3],
                 )  # fmt: skip
                 for name in robust_models:

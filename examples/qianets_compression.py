@@ -63,7 +63,7 @@ def factorise(model: nn.Module, rank: int, anneal: bool, seed: int) -> nn.Module
         for layer in report.layers:
             old = model.get_submodule(layer.name)
             flat = old.weight.detach().reshape(old.out_channels, -1)
-            fit = tnlayers.anneal_factorize(flat, rank, generator=gen)
+            fit = tnlayers.compression.anneal_factorize(flat, rank, generator=gen)
             new.set_submodule(layer.name, tnlayers.LowRankConv2d(old, rank, (fit.left, fit.right)))
     return new
 
@@ -73,7 +73,7 @@ def run(name: str, build, split, args, seed: int, bar: tqdm) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     base = build()
-    fit = tnlayers.fine_tune(
+    fit = tnlayers.compression.fine_tune(
         base, x_train, y_train, x_test, y_test, epochs=args.epochs, lr=2e-3, batch=64,
         weight_decay=1e-4, generator=gen, progress=False,
     )  # fmt: skip
@@ -83,7 +83,7 @@ def run(name: str, build, split, args, seed: int, bar: tqdm) -> dict:
     # not converged in this budget, so fine-tuned variants gain from the epochs alone).
     variants["baseline, fine-tuned too"] = copy.deepcopy(base)
     pruned = copy.deepcopy(base)
-    tnlayers.qianets_prune(pruned, ALPHA, generator=gen)
+    tnlayers.compression.qianets_prune(pruned, ALPHA, generator=gen)
     variants["pruned (α = 0.378)"] = pruned
     rank = RANKS[name]
     variants[f"SVD (r = {rank})"] = factorise(base, rank, anneal=False, seed=seed)
@@ -97,13 +97,13 @@ def run(name: str, build, split, args, seed: int, bar: tqdm) -> dict:
     for label, model in variants.items():
         if label == "baseline":
             continue
-        tuned = tnlayers.fine_tune(
+        tuned = tnlayers.compression.fine_tune(
             model, x_train, y_train, x_test, y_test, epochs=args.tune_epochs, lr=1e-3, batch=64,
             weight_decay=1e-4, generator=gen, progress=False,
         )  # fmt: skip
         results[label] = {"before": tuned.accuracy_before, "after": tuned.accuracy_after}
         bar.update()
-    latency = tnlayers.measure_latency(
+    latency = tnlayers.analysis.measure_latency(
         variants,
         x_test[:256],
         batch_sizes=(1, 256),

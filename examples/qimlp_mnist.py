@@ -90,7 +90,7 @@ class Job:
     quick: bool
 
 
-def train(job: Job) -> tuple[Run, dict[str, tnlayers.Correlation] | None]:
+def train(job: Job) -> tuple[Run, dict[str, tnlayers.analysis.Correlation] | None]:
     """Train one model (in a worker process) and analyse its hidden two-body layers.
 
     Returns the run and, for two-body models, the strong-correlation report on the test set.
@@ -133,7 +133,7 @@ def train(job: Job) -> tuple[Run, dict[str, tnlayers.Correlation] | None]:
     )
     if job.bodies != 2:
         return run, None
-    return run, tnlayers.correlation_report(model, x_test)
+    return run, tnlayers.analysis.correlation_report(model, x_test)
 
 
 def run_all(jobs: list[Job], workers: int, bar: tqdm) -> list[tuple[Run, Any]]:
@@ -217,7 +217,7 @@ def plot(runs: list[Run], bodies: list[int], report: dict, out: Path) -> None:
     axes[0].set_ylabel("test accuracy at best dev epoch (%)")
     axes[0].set_title("MNIST (5k subset)")
     axes[0].legend(fontsize=8)
-    tnlayers.plot_correlation(report, axes=axes[1:])
+    tnlayers.analysis.plot_correlation(report, axes=axes[1:])
     fig.tight_layout()
     fig.savefig(out / "qimlp_mnist.png", dpi=110)
     plt.close(fig)
@@ -278,7 +278,7 @@ def main() -> None:
     # Strong correlation of the 2-body models' hidden layers over the test set (QiMLP, eqs. 7–12).
     x_test = data[4]
     fractions: dict[str, dict[str, list[float]]] = {}
-    untrained = tnlayers.correlation_report(QiMLP(2, init=args.init), x_test)
+    untrained = tnlayers.analysis.correlation_report(QiMLP(2, init=args.init), x_test)
     fractions["2b, untrained (reference)"] = {
         name: [r.strong_fraction] for name, r in untrained.items()
     }

@@ -90,16 +90,16 @@ def test_mpo_errors():
 
 @given(st.integers(1, 5000), st.integers(1, 5))
 def test_factorize_covers_the_size_with_little_padding(n, parts):
-    f = tnlayers.factorize(n, parts)
+    f = tnlayers.contraction.factorize(n, parts)
     assert len(f.dims) == parts
     assert math.prod(f.dims) == f.padded >= n
     assert f.padding <= math.ceil(0.1 * n)
 
 
 def test_factorize_pads_primes_and_keeps_seed_shapes():
-    assert tnlayers.factorize(784, 4).dims == (4, 7, 7, 4)
-    assert tnlayers.factorize(784, 2).dims == (28, 28)
-    f = tnlayers.factorize(997, 3)
+    assert tnlayers.contraction.factorize(784, 4).dims == (4, 7, 7, 4)
+    assert tnlayers.contraction.factorize(784, 2).dims == (28, 28)
+    f = tnlayers.contraction.factorize(997, 3)
     assert f.padding > 0 and max(f.dims) <= 12
 
 

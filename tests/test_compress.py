@@ -151,7 +151,7 @@ def _pruned(module: nn.Module) -> torch.Tensor:
 def test_pruning_prunes_alpha_of_the_weights(stages: int, alpha: float) -> None:
     torch.manual_seed(4)
     model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 8, 3))
-    report = tnlayers.qianets_prune(model, alpha, stages=stages, p_entangle=0.0)
+    report = tnlayers.compression.qianets_prune(model, alpha, stages=stages, p_entangle=0.0)
     for conv in (model[0], model[2]):
         assert abs(_pruned(conv).float().mean().item() - alpha) < 0.01
         assert torch.nn.utils.prune.is_pruned(conv)
@@ -162,7 +162,7 @@ def test_one_stage_without_entanglement_is_magnitude_pruning() -> None:
     torch.manual_seed(5)
     layer = nn.Linear(50, 40)
     weight = layer.weight.detach().clone()
-    tnlayers.qianets_prune(layer, 0.3, stages=1, p_entangle=0.0, types=(nn.Linear,))
+    tnlayers.compression.qianets_prune(layer, 0.3, stages=1, p_entangle=0.0, types=(nn.Linear,))
     k = round(0.3 * weight.numel())
     threshold = weight.abs().flatten().kthvalue(k).values
     assert torch.equal(_pruned(layer), weight.abs() <= threshold)
@@ -172,7 +172,9 @@ def test_entanglement_prunes_the_expected_extra_fraction() -> None:
     torch.manual_seed(6)
     layer = nn.Linear(300, 300)
     gen = torch.Generator().manual_seed(0)
-    tnlayers.qianets_prune(layer, 0.3, stages=1, p_entangle=0.5, types=(nn.Linear,), generator=gen)
+    tnlayers.compression.qianets_prune(
+        layer, 0.3, stages=1, p_entangle=0.5, types=(nn.Linear,), generator=gen
+    )
     expected = 1 - (1 - 0.3) * (1 - 0.3 * 0.5) ** 2  # QIANets' pruning: ≈ 0.494
     assert _pruned(layer).float().mean().item() == pytest.approx(expected, abs=0.01)
 
@@ -180,7 +182,7 @@ def test_entanglement_prunes_the_expected_extra_fraction() -> None:
 def test_masks_survive_optimizer_steps_and_prune_remove() -> None:
     torch.manual_seed(7)
     model = nn.Sequential(nn.Conv2d(1, 6, 3), nn.Flatten(), nn.Linear(6 * 6 * 6, 3))
-    tnlayers.qianets_prune(model, 0.5, stages=3)
+    tnlayers.compression.qianets_prune(model, 0.5, stages=3)
     mask = model[0].weight_mask.clone()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
     for _ in range(5):
@@ -197,9 +199,9 @@ def test_masks_survive_optimizer_steps_and_prune_remove() -> None:
 
 def test_pruning_errors() -> None:
     with pytest.raises(tnlayers.OptionError, match="no layer to prune"):
-        tnlayers.qianets_prune(nn.Sequential(nn.Linear(3, 3)), 0.5)
+        tnlayers.compression.qianets_prune(nn.Sequential(nn.Linear(3, 3)), 0.5)
     with pytest.raises(tnlayers.OptionError, match="alpha"):
-        tnlayers.qianets_prune(nn.Conv2d(1, 1, 3), 1.5)
+        tnlayers.compression.qianets_prune(nn.Conv2d(1, 1, 3), 1.5)
 
 
 @pytest.mark.parametrize("shape", [(12, 30), (8, 3, 3, 3)])
@@ -209,7 +211,9 @@ def test_annealing_factorisation_decreases_and_respects_the_svd_optimum(shape) -
     flat = matrix.reshape(shape[0], -1).double()
     rank = 4
     optimum = torch.linalg.svdvals(flat)[rank:].square().sum().item()
-    result = tnlayers.anneal_factorize(matrix, rank, generator=torch.Generator().manual_seed(0))
+    result = tnlayers.compression.anneal_factorize(
+        matrix, rank, generator=torch.Generator().manual_seed(0)
+    )
     losses = result.losses
     assert all(b <= a for a, b in itertools.pairwise(losses))
     assert losses[-1] < losses[0]
@@ -217,7 +221,7 @@ def test_annealing_factorisation_decreases_and_respects_the_svd_optimum(shape) -
     product = (result.left @ result.right).double()
     direct = ((flat - product).square().sum() / flat.square().sum()).sqrt().item()
     assert result.relative_error == pytest.approx(direct, rel=1e-4)
-    warm = tnlayers.anneal_factorize(matrix, rank, init="svd")
+    warm = tnlayers.compression.anneal_factorize(matrix, rank, init="svd")
     assert warm.losses[-1] == pytest.approx(optimum, rel=1e-6)
 
 
@@ -227,9 +231,9 @@ def test_latency_report_counts_weights_and_non_zeros() -> None:
     dense = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     pruned = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     pruned.load_state_dict(dense.state_dict())
-    tnlayers.qianets_prune(pruned, 0.5, p_entangle=0.0)
+    tnlayers.compression.qianets_prune(pruned, 0.5, p_entangle=0.0)
     factored, _ = compress(dense, rank=1)
-    report = tnlayers.measure_latency(
+    report = tnlayers.analysis.measure_latency(
         {"dense": dense, "pruned": pruned, "low rank": factored},
         torch.randn(5, 1, 8, 8),
         batch_sizes=(1, 8),
@@ -252,9 +256,11 @@ def test_fine_tune_improves_accuracy_and_keeps_masks() -> None:
     x = torch.randn(200, 10)
     y = (x[:, 0] > 0).long()
     model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
-    tnlayers.qianets_prune(model, 0.5, types=(nn.Linear,), p_entangle=0.0)
+    tnlayers.compression.qianets_prune(model, 0.5, types=(nn.Linear,), p_entangle=0.0)
     mask = model[0].weight_mask.clone()
-    result = tnlayers.fine_tune(model, x, y, x, y, epochs=20, lr=0.01, batch=50, progress=False)
+    result = tnlayers.compression.fine_tune(
+        model, x, y, x, y, epochs=20, lr=0.01, batch=50, progress=False
+    )
     assert result.accuracy_after > result.accuracy_before
     assert result.accuracy_after > 90
     assert len(result.losses) == 20 and result.losses[-1] < result.losses[0]
@@ -268,7 +274,7 @@ def test_only_if_smaller_and_factor_deployment() -> None:
     assert isinstance(new[0], nn.Conv2d)  # rank 9 of a 16 × 9 kernel saves nothing: kept
     assert [r.name for r in report.layers] == ["2"]
     w = model[2].weight.detach().reshape(16, -1)
-    fit = tnlayers.anneal_factorize(w, 4, init="svd")
+    fit = tnlayers.compression.anneal_factorize(w, 4, init="svd")
     deployed = LowRankConv2d(model[2], 4, (fit.left, fit.right))
     assert torch.allclose(deployed.to_dense().reshape(16, -1), fit.left @ fit.right, atol=1e-6)
     x = torch.randn(2, 16, 6, 6)

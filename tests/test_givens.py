@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 import tnlayers
 from tnlayers import GivensCircuit, GivensLinear, QubitCircuit
-from tnlayers._givens_exec import givens_forward, givens_matrix
-from tnlayers._givens_plan import STRATEGIES, givens_plan
+from tnlayers._circuits.givens_exec import givens_forward, givens_matrix
+from tnlayers._circuits.givens_plan import STRATEGIES, givens_plan
 
 F64 = torch.float64
 
@@ -144,7 +144,9 @@ def test_gradcheck_float64(strategy: str, layout: str) -> None:
     x = torch.randn(3, 5, dtype=F64, requires_grad=True)
 
     def through_angles(a: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        return givens_forward(inputs, tnlayers._givens_exec.rotation_blocks(a), plan, strategy)
+        return givens_forward(
+            inputs, tnlayers._circuits.givens_exec.rotation_blocks(a), plan, strategy
+        )
 
     assert torch.autograd.gradcheck(through_angles, (angles, x))
     assert torch.autograd.gradcheck(lambda b, v: givens_forward(v, b, plan, strategy), (blocks, x))
@@ -377,12 +379,12 @@ def test_qubit_layer_bad_input() -> None:
 
 def test_amplitude_encoding_normalises_and_pads() -> None:
     x = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]], dtype=F64)
-    psi = tnlayers.amplitude_encode(x, 4)
+    psi = tnlayers.circuits.amplitude_encode(x, 4)
     assert torch.allclose(psi[0], torch.tensor([0.6, 0.8, 0.0, 0.0], dtype=F64))
     assert torch.equal(psi[1], torch.zeros(4, dtype=F64))  # no NaN for a zero input
-    assert torch.equal(tnlayers.AmplitudeEncoding(4)(x), psi)
+    assert torch.equal(tnlayers.circuits.AmplitudeEncoding(4)(x), psi)
     with pytest.raises(tnlayers.ShapeError, match="cannot encode 3 features into 2 amplitudes"):
-        tnlayers.amplitude_encode(x, 2)
+        tnlayers.circuits.amplitude_encode(x, 2)
 
 
 staircase_walks = st.integers(3, 9).flatmap(
@@ -425,5 +427,5 @@ def test_circuit_networks_work_with_the_generic_tools(tmp_path) -> None:
         assert (tmp_path / "circuit.png").stat().st_size > 0
     layer = GivensLinear(5, dtype=F64)
     values = {k: v.detach() for k, v in layer.gate_tensors().items()}
-    weight = tnlayers.contract_weight(givens, values)
+    weight = tnlayers.contraction.contract_weight(givens, values)
     assert torch.allclose(weight, layer.to_dense().detach(), atol=1e-12)

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import tnlayers
-from tnlayers import Noise, ParameterAttack
-from tnlayers._givens_exec import rotation_blocks
+from tnlayers._circuits.givens_exec import rotation_blocks
+from tnlayers.circuits import Noise, ParameterAttack
 from tnlayers.models import (
     QDCNN,
     QDFNN,
@@ -111,7 +111,7 @@ def test_conv_models_shapes_and_counts() -> None:
 
 
 # ---------------------------------------------------------------------- noise and attacks
-@pytest.mark.parametrize("noise", tnlayers.NOISE_VARIANTS, ids=lambda n: n.name)
+@pytest.mark.parametrize("noise", tnlayers.circuits.NOISE_VARIANTS, ids=lambda n: n.name)
 def test_noise_has_its_stated_mean_and_variance(noise: Noise) -> None:
     noise = dataclasses.replace(noise, scale=0.7)
     draws = noise.sample((400_000,), dtype=F64, generator=torch.Generator().manual_seed(0))
@@ -127,7 +127,7 @@ def _angles(model: nn.Module, i: int) -> torch.Tensor:
     return model.stack.circuits[i].angles
 
 
-@pytest.mark.parametrize("kind", tnlayers.NOISE_VARIANTS, ids=lambda n: n.name)
+@pytest.mark.parametrize("kind", tnlayers.circuits.NOISE_VARIANTS, ids=lambda n: n.name)
 def test_form_1_transient_changes_only_the_targeted_angles(kind: Noise) -> None:
     model = QRFNN(8, 3).double()
     noise = dataclasses.replace(kind, scale=0.3)
@@ -160,7 +160,7 @@ def test_form_1_on_a_classical_block_perturbs_only_its_weight() -> None:
         assert torch.equal(w1, clean["hidden.1.0.weight"])
 
 
-@pytest.mark.parametrize("kind", tnlayers.NOISE_VARIANTS, ids=lambda n: n.name)
+@pytest.mark.parametrize("kind", tnlayers.circuits.NOISE_VARIANTS, ids=lambda n: n.name)
 def test_form_2_on_givens_gates_adds_noise_to_every_block_entry(kind: Noise) -> None:
     model = QDFNN(5, 3).double()
     layer = model.stack.circuits[0]
@@ -231,7 +231,7 @@ def test_attack_errors_are_clear() -> None:
 
 def test_corrupt_hits_the_stated_fractions() -> None:
     x = torch.zeros(2000, 50)
-    noisy = tnlayers.corrupt(
+    noisy = tnlayers.circuits.corrupt(
         x,
         Noise("uniform", symmetric=False, scale=1.0),
         sample_fraction=0.5,
@@ -249,7 +249,7 @@ def test_report_of_a_perfect_and_of_a_diverged_classifier() -> None:
     y = torch.tensor([0, 1, 2, 3] * 5)
     perfect = nn.Module()
     perfect.forward = lambda x: nn.functional.one_hot(x.long(), 4).double() * 10  # type: ignore[method-assign]
-    report = tnlayers.classification_report(perfect, y, y)
+    report = tnlayers.analysis.classification_report(perfect, y, y)
     assert report.accuracy == 1 and report.f1 == (1.0,) * 4
     assert report.pr_auc == pytest.approx(1) and report.roc_auc == pytest.approx(1)
     assert not report.diverged and report.loss < 1e-3
@@ -258,7 +258,7 @@ def test_report_of_a_perfect_and_of_a_diverged_classifier() -> None:
     with torch.no_grad():
         broken.weight.fill_(math.nan)
     x = torch.randn(20, 4)
-    report = tnlayers.classification_report(broken, x, y)
+    report = tnlayers.analysis.classification_report(broken, x, y)
     assert report.diverged and math.isnan(report.loss) and math.isnan(report.roc_auc)
     assert report.accuracy == pytest.approx(0.25)
     assert "diverged" in str(report)

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import tnlayers
-from tnlayers import KronLinear, nearest_kronecker, strong_correlation, von_neumann_entropy
+from tnlayers import KronLinear, nearest_kronecker
+from tnlayers.analysis import strong_correlation, von_neumann_entropy
 from tnlayers.models import MLP, QiMLP
 
 F64 = torch.float64
@@ -79,7 +80,7 @@ def test_dense_bias_and_no_bias():
 
 
 def test_factor_rule_and_counts():
-    assert [tnlayers.kronecker_factors(784, m) for m in (2, 3, 4)] == [
+    assert [tnlayers.contraction.kronecker_factors(784, m) for m in (2, 3, 4)] == [
         (28, 28),
         (7, 7, 16),
         (4, 4, 7, 7),
@@ -277,13 +278,13 @@ def test_random_vectors_are_strongly_correlated_and_the_product_reading_never_is
 
 def test_correlation_report_covers_hidden_two_body_layers(tmp_path):
     model = QiMLP(2)
-    report = tnlayers.correlation_report(model, torch.rand(64, 784))
+    report = tnlayers.analysis.correlation_report(model, torch.rand(64, 784))
     assert list(report) == ["layers.0", "layers.2"]
     assert all(r.strong.shape == (64,) for r in report.values())
-    fig = tnlayers.plot_correlation(report, tmp_path / "sc.png")
+    fig = tnlayers.analysis.plot_correlation(report, tmp_path / "sc.png")
     assert (tmp_path / "sc.png").stat().st_size > 0 and len(fig.axes) == 2
     with pytest.raises(ValueError, match="no hidden two-body"):
-        tnlayers.correlation_report(QiMLP(3), torch.rand(4, 784))
+        tnlayers.analysis.correlation_report(QiMLP(3), torch.rand(4, 784))
     with pytest.raises(tnlayers.ShapeError, match=r"\(samples, 4·4 = 16\)"):
         strong_correlation(torch.randn(3, 15), (4, 4))
 
@@ -295,6 +296,6 @@ def test_correlation_report_skips_dead_outputs():
         model.layers[0].tensors["body1"].zero_()
         model.layers[0].bias_factors[0].fill_(1.0)
         model.layers[0].bias_factors[1].fill_(-1.0)
-    report = tnlayers.correlation_report(model, x, activation=torch.relu)
+    report = tnlayers.analysis.correlation_report(model, x, activation=torch.relu)
     assert report["layers.0"].skipped == 6
     assert report["layers.0"].strong.numel() == 0

@@ -368,11 +368,11 @@ def test_compression_ratio_needs_a_tn_layer():
 
 def test_plot_entanglement_writes_a_figure(tmp_path):
     path = tmp_path / "entropy.png"
-    fig = tnlayers.plot_entanglement(LeNet5(mpo=True), path)
+    fig = tnlayers.analysis.plot_entanglement(LeNet5(mpo=True), path)
     assert path.stat().st_size > 0
     assert len(fig.axes[0].get_lines()) == 6  # three layers, each with its ln D bound
     with pytest.raises(ValueError, match="no MPO layer"):
-        tnlayers.plot_entanglement(FC2())
+        tnlayers.analysis.plot_entanglement(FC2())
 
 
 def test_mpo_conv_moves_dtype_like_nn_conv2d():

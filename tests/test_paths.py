@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tnlayers
-from tnlayers._paths import _sweep, best_path, path_flops
-from tnlayers._plan import BATCH
+from tnlayers._core.paths import _sweep, best_path, path_flops
+from tnlayers._core.plan import BATCH
 from tnlayers.testing import random_network
 
 

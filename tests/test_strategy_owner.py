@@ -10,7 +10,7 @@ from torch import nn
 
 import tnlayers
 from tnlayers import MPOConv2d, MPOLinear, TNLinear
-from tnlayers._strategy import REGISTRY, _Registry
+from tnlayers._layers.strategy import REGISTRY, _Registry
 
 MPO_CASES = [
     ((4, 4), (4, 4), 2),
@@ -203,8 +203,8 @@ def test_compiled_code_never_consults_the_registry(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("compiled code consulted the strategy registry")
 
-    monkeypatch.setattr(tnlayers._strategy, "decide", forbidden)
-    monkeypatch.setattr(tnlayers._strategy.REGISTRY, "execution", forbidden)
+    monkeypatch.setattr(tnlayers._layers.strategy, "decide", forbidden)
+    monkeypatch.setattr(tnlayers._layers.strategy.REGISTRY, "execution", forbidden)
     x2 = torch.randn(28, 64)  # same power-of-two bucket: no retrace
     torch.testing.assert_close(compiled(x2), x2 @ layer.to_dense().T + layer.bias)
 
@@ -237,7 +237,7 @@ def test_our_constant_mark_is_the_one_torch_compiler_sets():
     marked = torch.compiler.assume_constant_result(probe)
     mark = {k: v for k, v in vars(marked).items()}
     assert mark == {"_dynamo_marked_constant": True}
-    assert tnlayers._strategy.execution._dynamo_marked_constant is True
+    assert tnlayers._layers.strategy.execution._dynamo_marked_constant is True
 
 
 @pytest.mark.slow

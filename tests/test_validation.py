@@ -23,8 +23,8 @@ from tnlayers import (
     QubitCircuitLinear,
     TNLayersError,
 )
-from tnlayers._factorize import _balanced, _largest
-from tnlayers._network import RESERVED_TENSOR_NAMES
+from tnlayers._core.factorize import _balanced, _largest
+from tnlayers._core.network import RESERVED_TENSOR_NAMES
 from tnlayers.cli import main
 
 BAD_COUNTS = {"zero": 0, "negative": -3, "float": 4.0, "bool": True, "none": None}
@@ -41,8 +41,8 @@ BUILDERS = {
     "kronecker bodies": (lambda v: tnlayers.kronecker(16, 16, bodies=v), "bodies"),
     "low_rank in_features": (lambda v: tnlayers.low_rank(v, 4, 2), "in_features"),
     "low_rank rank": (lambda v: tnlayers.low_rank(4, 4, v), "rank"),
-    "factorize features": (lambda v: tnlayers.factorize(v, 2), "factorise"),
-    "factorize parts": (lambda v: tnlayers.factorize(12, v), "parts"),
+    "factorize features": (lambda v: tnlayers.contraction.factorize(v, 2), "factorise"),
+    "factorize parts": (lambda v: tnlayers.contraction.factorize(12, v), "parts"),
     "MPOLinear in_features": (lambda v: MPOLinear(v, 4, bond=2), "in_features"),
     "MPOLinear out_features": (lambda v: MPOLinear(4, v, bond=2), "out_features"),
     "MPOLinear bond": (lambda v: MPOLinear(16, 16, bond=v), "bond"),
@@ -139,10 +139,10 @@ def test_splits_match_exhaustive_search(n, parts):
 @pytest.mark.parametrize("parts", [2, 4, 8])
 def test_awkward_large_sizes_factorise(size, parts):
     # mpo(1_000_003, 16, 2) never returned before; speed is measured in bench_factorize.py.
-    split = tnlayers.factorize(size, parts)
+    split = tnlayers.contraction.factorize(size, parts)
     assert math.prod(split.dims) == split.padded >= size
     assert split.padded <= size * 1.1 + 1
-    assert math.prod(tnlayers.kronecker_factors(size, parts)) == size
+    assert math.prod(tnlayers.contraction.kronecker_factors(size, parts)) == size
     assert tnlayers.mpo(size, 16, 2, cores=2).in_features == size
 
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._catalogue import CATALOGUE
-from ._cost import cost
-from ._table import format_table
+from ._core.catalogue import CATALOGUE
+from ._core.cost import cost
+from ._core.table import format_table
 from .data import load_mnist_5k
 from .models import FC2
 

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._builders import kronecker, low_rank, mpo
-from ._catalogue import CATALOGUE
-from ._cost import cost
-from ._errors import TNLayersError
-from ._network import Network
+from ._core.builders import kronecker, low_rank, mpo
+from ._core.catalogue import CATALOGUE
+from ._core.cost import cost
+from ._core.errors import TNLayersError
+from ._core.network import Network
 
 __all__ = ["main"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from ._network import Network
+from ._core.network import Network
 
 __all__ = ["random_network"]
 

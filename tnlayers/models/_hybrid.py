@@ -16,9 +16,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .._encoding import AmplitudeEncoding
-from .._errors import OptionError
-from .._givens_layers import GivensLinear
+from .._circuits.encoding import AmplitudeEncoding
+from .._circuits.givens_layer import GivensLinear
+from .._core.errors import OptionError
 
 __all__ = [
     "QDCNN",

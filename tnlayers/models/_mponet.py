@@ -9,8 +9,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .._errors import OptionError
-from .._mpo_layers import MPOLinear
+from .._core.errors import OptionError
+from .._layers.mpo import MPOLinear
 
 __all__ = ["FC2", "LeNet5"]
 

@@ -7,8 +7,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .._errors import OptionError
-from .._kron_layers import BiasMode, KronInit, KronLinear
+from .._core.errors import OptionError
+from .._layers.kron import BiasMode, KronInit, KronLinear
 
 __all__ = ["MLP", "QiMLP"]
 

@@ -1,0 +1,74 @@
+"""The package layout keeps the stages apart: declare and plan without torch, public namespaces
+that re-export, and a small top level."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import tnlayers
+
+PACKAGE = Path(tnlayers.__file__).parent
+# Modules that must work without torch: all of _core, and the circuit declarations and plan.
+TORCH_FREE = sorted(
+    [
+        *(PACKAGE / "_core").glob("*.py"),
+        PACKAGE / "_circuits" / "declare.py",
+        PACKAGE / "_circuits" / "givens_plan.py",
+    ]
+)
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Every imported module of ``path`` (absolute name, or relative with its level)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", node.level))
+    return found
+
+
+@pytest.mark.parametrize("path", TORCH_FREE, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_declare_and_plan_modules_never_import_torch(path):
+    for module, level in _imports(path):
+        assert level or module.split(".")[0] != "torch", f"{path.name} imports {module}"
+        if level:  # relative: only other torch-free modules
+            if level == 1:
+                target = path.parent / f"{module.split('.')[0]}.py"
+            else:
+                target = PACKAGE / Path(*module.split(".")).with_suffix(".py")
+            assert target in TORCH_FREE, f"{path.name} imports {module} (level {level})"
+
+
+def test_core_imports_only_core():
+    for path in (PACKAGE / "_core").glob("*.py"):
+        for module, level in _imports(path):
+            assert level in (0, 1), f"{path.name} reaches outside _core: {module}"
+
+
+def test_top_level_is_small_and_explicit():
+    names = [n for n in tnlayers.__all__ if not n.startswith("_")]
+    assert len(names) <= 40
+    for name in tnlayers.__all__:
+        assert hasattr(tnlayers, name)
+    for namespace in (
+        tnlayers.circuits,
+        tnlayers.compression,
+        tnlayers.analysis,
+        tnlayers.contraction,
+    ):
+        for name in namespace.__all__:
+            assert hasattr(namespace, name)
+            assert not name.startswith("_")
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.relative_to(PACKAGE)} imports {private}"

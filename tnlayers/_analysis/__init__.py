@@ -1,0 +1,2 @@
+"""Analyse: model summaries and ρ, correlation and entanglement, latency, classification
+metrics."""

@@ -1,0 +1,384 @@
+"""Execute: Givens circuits on torch tensors without n × n products per gate.
+
+Two autograd functions do the work, both on a *coordinate-major* state ``[rows, columns]`` (each
+coordinate a contiguous row, so gathering a coordinate is one contiguous read):
+
+- `rotate_rows` applies layers of disjoint 2 × 2 blocks to pairs of rows: one gather, one batched
+  2 × 2 product and one scatter per layer. Its backward walks the layers in reverse and needs only
+  the rows each layer read.
+- `apply_segments` applies small dense blocks to windows of rows, one after another (a slice
+  when the window is contiguous, a gather otherwise).
+
+A segment's block is built in closed form when its gates form a staircase of neighbouring planes
+(`staircase_blocks`, one cumulative product for all of them), and otherwise by `rotate_rows` on
+the identity.
+
+The blocks are general 2 × 2 matrices, not angles, so that noise added to the gate entries
+(Chen et al.'s attack form ②, which breaks orthogonality) runs through the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import torch
+from torch._C import DispatchKey
+from torch.autograd.function import once_differentiable
+
+from .givens_plan import GivensPlan
+
+__all__ = [
+    "apply_segments",
+    "givens_forward",
+    "givens_matrix",
+    "rotate_rows",
+    "rotation_blocks",
+    "segment_blocks",
+    "staircase_blocks",
+]
+
+
+def rotation_blocks(angles: torch.Tensor) -> torch.Tensor:
+    """The 2 × 2 blocks ``[[cos θ, −sin θ], [sin θ, cos θ]]`` of angles ``[m]`` → ``[m, 2, 2]``."""
+    c, s = torch.cos(angles), torch.sin(angles)
+    return torch.stack((c, -s, s, c), dim=-1).reshape(*angles.shape, 2, 2)
+
+
+class _RotateRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, state, blocks, layers):
+        columns = state.shape[1]
+        out = state.clone()
+        read = []
+        for rows, ids in layers:
+            pairs = out.index_select(0, rows).view(-1, 2, columns)
+            read.append(pairs)
+            out.index_copy_(
+                0, rows, torch.bmm(blocks.index_select(0, ids), pairs).view(-1, columns)
+            )
+        ctx.layers = layers
+        ctx.save_for_backward(blocks, *read)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        blocks, *read = ctx.saved_tensors
+        columns = grad.shape[1]
+        grad = grad.clone()
+        grad_blocks = torch.zeros_like(blocks)
+        for (rows, ids), pairs in zip(reversed(ctx.layers), reversed(read), strict=True):
+            g = grad.index_select(0, rows).view(-1, 2, columns)
+            grad_blocks.index_add_(0, ids, torch.bmm(g, pairs.transpose(1, 2)))
+            back = torch.bmm(blocks.index_select(0, ids).transpose(1, 2), g)
+            grad.index_copy_(0, rows, back.view(-1, columns))
+        return grad, grad_blocks, None
+
+
+def rotate_rows(
+    state: torch.Tensor, blocks: torch.Tensor, layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+) -> torch.Tensor:
+    """Apply layers of 2 × 2 blocks to pairs of rows of ``state``.
+
+    Parameters
+    ----------
+    state
+        ``[rows, columns]``.
+    blocks
+        ``[m, 2, 2]``, one block per gate.
+    layers
+        Per layer: interleaved row pairs ``[2k]`` (``p0, q0, p1, q1, …``, all distinct) and the
+        gate index of each pair ``[k]``. Rows ``(p, q)`` become ``block @ (row_p, row_q)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[rows, columns]``.
+    """
+    return _RotateRows.apply(state, blocks, layers)
+
+
+class _ApplySegments(torch.autograd.Function):
+    # Each segment's input rows are copied into one zero-padded buffer [S, w, columns], so that
+    # the backward pass gets every block's gradient from a single batched product at the end.
+    @staticmethod
+    def forward(ctx, state, mats, windows):
+        out = state.clone()
+        read = state.new_zeros(mats.shape[0], mats.shape[1], state.shape[1])
+        for s, (window, k) in enumerate(windows):
+            block, x = mats[s, :k, :k], read[s, :k]
+            if isinstance(window, slice):
+                x.copy_(out[window])
+                torch.mm(block, x, out=out[window])
+            else:
+                torch.index_select(out, 0, window, out=x)
+                out.index_copy_(0, window, block @ x)
+        ctx.windows = windows
+        ctx.save_for_backward(mats, read)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        mats, read = ctx.saved_tensors
+        grad = grad.clone()
+        seen = torch.zeros_like(read)
+        for s in range(len(ctx.windows) - 1, -1, -1):
+            window, k = ctx.windows[s]
+            block, g = mats[s, :k, :k], seen[s, :k]
+            if isinstance(window, slice):
+                g.copy_(grad[window])
+                torch.mm(block.T, g, out=grad[window])
+            else:
+                torch.index_select(grad, 0, window, out=g)
+                grad.index_copy_(0, window, block.T @ g)
+        return grad, torch.bmm(seen, read.transpose(1, 2)), None
+
+
+def apply_segments(
+    state: torch.Tensor,
+    mats: torch.Tensor,
+    windows: tuple[tuple[slice | torch.Tensor, int], ...],
+) -> torch.Tensor:
+    """Apply dense blocks ``mats[s, :k, :k]`` to the rows of each window, in order.
+
+    ``state`` is ``[rows, columns]``; a window is a row ``slice`` or a row index tensor ``[k]``.
+    """
+    return _ApplySegments.apply(state, mats, windows)
+
+
+def _layers_on(
+    layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...], device: torch.device
+) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    return tuple(
+        (torch.tensor(rows, device=device), torch.tensor(ids, device=device))
+        for rows, ids in layers
+    )
+
+
+@lru_cache(maxsize=256)
+def _build_layers(plan: GivensPlan, device: torch.device) -> tuple:
+    return _layers_on(plan.build_layers, device)
+
+
+@lru_cache(maxsize=256)
+def _rotate_layers(plan: GivensPlan, device: torch.device) -> tuple:
+    return _layers_on(plan.rotate_layers, device)
+
+
+@lru_cache(maxsize=256)
+def _stair_tensors(plan: GivensPlan, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Index and masks of the staircases' closed form, computed once per plan and device."""
+    m = plan.circuit.num_gates
+    gates = torch.tensor(plan.stair_gates, dtype=torch.long)
+    gates = torch.where(gates < 0, m, gates)  # padding reads the block after the last gate
+    swap = torch.tensor(plan.stair_swap, dtype=torch.bool)
+    # Entries a, b, d, e of each slot's block, read as d, b, ... when the rows are swapped
+    # ([[a, b], [d, e]] with rows and columns exchanged is [[e, d], [b, a]]).
+    order = torch.where(swap[..., None], torch.tensor([3, 2, 1, 0]), torch.tensor([0, 1, 2, 3]))
+    entries = (gates[..., None] * 4 + order).reshape(-1)
+    slots = gates.shape[1]
+    side = torch.arange(slots + 1)
+    chain_mask = side[:slots][None, :] >= side[:, None]  # [j, m]: m ≥ j
+    lower = side[:, None] >= side[None, :]  # [i, j]: i ≥ j
+    descending = torch.tensor(plan.stair_descending, dtype=torch.bool)
+    return tuple(t.to(device) for t in (entries, chain_mask, lower, descending[:, None, None]))
+
+
+def staircase_blocks(plan: GivensPlan, blocks: torch.Tensor) -> torch.Tensor:
+    """The staircase segments' matrices in closed form, ``[S, L + 1, L + 1]``.
+
+    For gates ``[[a_t, b_t], [d_t, e_t]]`` on planes ``(t, t+1)`` applied in order
+    ``t = 0 … L−1``, the product is lower Hessenberg:
+    ``M[i, j] = e_{j−1} · d_j ⋯ d_{i−1} · a_i`` for ``i ≥ j`` (with ``e_{−1} = a_L = 1``) and
+    ``M[j−1, j] = b_{j−1}``. One cumulative product gives every ``d_j ⋯ d_{i−1}``. Padding slots
+    read the block ``[[1, 0], [1, 1]]``: with ``d = 1`` they put no zero into the product (whose
+    backward is much slower with zeros), and they only touch entries outside the segment's
+    ``(k + 1) × (k + 1)`` corner, which is all that is used.
+    """
+    entries, chain_mask, lower, descending = _stair_tensors(plan, blocks.device)
+    slots = plan.segment_gates
+    pad = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=blocks.dtype, device=blocks.device)
+    flat = torch.cat((blocks.reshape(-1), pad))
+    a, b, d, e = flat.index_select(0, entries).view(-1, slots, 4).unbind(-1)
+    ones = torch.ones(a.shape[0], 1, dtype=blocks.dtype, device=blocks.device)
+    a_ext, e_ext = torch.cat((a, ones), 1), torch.cat((ones, e), 1)  # a_i, e_{j−1}; i, j ≤ L
+    # chain[s, j, m] = d_m for m ≥ j, else 1; its cumulative product over m is d_j ⋯ d_m.
+    chain = torch.where(chain_mask, d[:, None, :], 1.0)
+    products = torch.cat((ones[:, None, :].expand(-1, slots + 1, 1), chain.cumprod(-1)), -1)
+    matrix = a_ext[:, :, None] * products.transpose(1, 2) * e_ext[:, None, :] * lower
+    matrix = matrix + torch.diag_embed(b, offset=1)
+    return torch.where(descending, matrix.flip(1, 2), matrix)
+
+
+def segment_blocks(plan: GivensPlan, blocks: torch.Tensor) -> torch.Tensor:
+    """Every segment's dense matrix on its support, ``[S, w, w]`` (top-left ``k × k`` used)."""
+    width = plan.width
+    parts = []
+    if plan.staircases:
+        stairs = staircase_blocks(plan, blocks)
+        pad = width - stairs.shape[-1]
+        parts.append(torch.nn.functional.pad(stairs, (0, pad, 0, pad)) if pad else stairs)
+    if plan.generals:
+        count = len(plan.generals)
+        eye = torch.eye(width, dtype=blocks.dtype, device=blocks.device).repeat(count, 1)
+        built = rotate_rows(eye, blocks, _build_layers(plan, blocks.device))
+        parts.append(built.view(count, width, width))
+    mats = torch.cat(parts) if len(parts) > 1 else parts[0]
+    order = _segment_order(plan, blocks.device)
+    return mats if order is None else mats.index_select(0, order)
+
+
+@lru_cache(maxsize=256)
+def _segment_order(plan: GivensPlan, device: torch.device) -> torch.Tensor | None:
+    """Where each segment's block sits in [staircases…, generals…]; None if already in order."""
+    order = [*plan.staircases, *plan.generals]
+    if order == sorted(order):
+        return None
+    return torch.tensor(sorted(range(len(order)), key=order.__getitem__), device=device)
+
+
+@lru_cache(maxsize=256)
+def _windows(
+    plan: GivensPlan, device: torch.device
+) -> tuple[tuple[slice | torch.Tensor, int], ...]:
+    return tuple(
+        (
+            slice(*seg.span) if seg.span else torch.tensor(seg.support, device=device),
+            len(seg.support),
+        )
+        for seg in plan.segments
+    )
+
+
+def givens_forward(
+    x: torch.Tensor, blocks: torch.Tensor, plan: GivensPlan, strategy: str
+) -> torch.Tensor:
+    """``x @ U.T`` for the circuit's matrix ``U``, by the given strategy.
+
+    Parameters
+    ----------
+    x
+        ``[batch, n]``.
+    blocks
+        ``[m, 2, 2]`` gate blocks (from ``rotation_blocks`` or perturbed ones).
+    plan, strategy
+        The schedule and one of ``"layered" | "blocked" | "materialise"``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[batch, n]``.
+    """
+    if strategy == "layered":
+        layers = _rotate_layers(plan, x.device)
+        return rotate_rows(x.T.contiguous(), blocks, layers).T
+    mats = segment_blocks(plan, blocks)
+    windows = _windows(plan, x.device)
+    if strategy == "blocked":
+        return apply_segments(x.T.contiguous(), mats, windows).T
+    n = plan.circuit.n
+    matrix = apply_segments(torch.eye(n, dtype=blocks.dtype, device=blocks.device), mats, windows)
+    return x @ matrix.T
+
+
+def givens_matrix(blocks: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
+    """The circuit's ``n × n`` matrix ``U`` from its gate blocks."""
+    n = plan.circuit.n
+    eye = torch.eye(n, dtype=blocks.dtype, device=blocks.device)
+    return apply_segments(eye, segment_blocks(plan, blocks), _windows(plan, blocks.device))
+
+
+# ---------------------------------------------------------------- the compiled path
+# torch.compile cannot trace the executors above (Python loops over a plan's index tensors,
+# custom autograd functions that keep plan objects on ctx), and a graph break would defeat
+# fullgraph=True. Under compilation a layer calls these two opaque operators instead: the graph
+# holds one call per layer, the plan travels as an integer token, and the eager executor runs
+# inside (the backward recomputes the forward pass, once, to differentiate it).
+_PLANS: dict[int, GivensPlan] = {}
+_TOKENS: dict[int, int] = {}
+
+
+def plan_token(plan: GivensPlan) -> int:
+    """An integer naming ``plan`` for the compiled operators (kept alive while named)."""
+    token = _TOKENS.get(id(plan))
+    if token is None or _PLANS.get(token) is not plan:
+        token = len(_PLANS)
+        _PLANS[token] = plan
+        _TOKENS[id(plan)] = token
+    return token
+
+
+@torch.library.custom_op("tnlayers::givens_apply", mutates_args=())
+def givens_apply(x: torch.Tensor, blocks: torch.Tensor, token: int, strategy: str) -> torch.Tensor:
+    """``givens_forward`` as one opaque operator, for compiled graphs."""
+    with torch.no_grad():
+        return givens_forward(x, blocks, _PLANS[token], strategy).contiguous()
+
+
+@givens_apply.register_fake
+def _(x: torch.Tensor, blocks: torch.Tensor, token: int, strategy: str) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@contextmanager
+def _autograd_inside_operator() -> Iterator[None]:
+    """Record autograd inside a custom operator's body, which runs below the autograd keys.
+
+    The backward operator differentiates the eager executor by recomputing it; its body is an
+    opaque kernel to the compiler, so this is the one place a tape is needed inside a kernel.
+    """
+    keys = [getattr(DispatchKey, name) for name in _AUTOGRAD_KEYS if hasattr(DispatchKey, name)]
+    excluded = [torch._C._dispatch_tls_is_dispatch_key_excluded(key) for key in keys]
+    try:
+        for key in keys:
+            torch._C._dispatch_tls_set_dispatch_key_excluded(key, False)
+        with torch.enable_grad():
+            yield
+    finally:
+        for key, was in zip(keys, excluded, strict=True):
+            torch._C._dispatch_tls_set_dispatch_key_excluded(key, was)
+
+
+_AUTOGRAD_KEYS = (
+    "ADInplaceOrView",
+    "AutogradFunctionality",
+    "AutogradOther",
+    "AutogradNestedTensor",
+)
+
+
+@torch.library.custom_op("tnlayers::givens_apply_backward", mutates_args=())
+def givens_apply_backward(
+    grad: torch.Tensor, x: torch.Tensor, blocks: torch.Tensor, token: int, strategy: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of ``givens_apply`` with respect to ``x`` and ``blocks``."""
+    with _autograd_inside_operator():
+        x_, blocks_ = x.detach().requires_grad_(), blocks.detach().requires_grad_()
+        y = givens_forward(x_, blocks_, _PLANS[token], strategy)
+        grad_x, grad_blocks = torch.autograd.grad(y, (x_, blocks_), grad)
+    return grad_x.contiguous(), grad_blocks.contiguous()
+
+
+@givens_apply_backward.register_fake
+def _(
+    grad: torch.Tensor, x: torch.Tensor, blocks: torch.Tensor, token: int, strategy: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.empty_like(x), torch.empty_like(blocks)
+
+
+def _setup(ctx, inputs, output) -> None:
+    x, blocks, token, strategy = inputs
+    ctx.save_for_backward(x, blocks)
+    ctx.token, ctx.strategy = token, strategy
+
+
+def _backward(ctx, grad):
+    x, blocks = ctx.saved_tensors
+    grad_x, grad_blocks = givens_apply_backward(grad, x, blocks, ctx.token, ctx.strategy)
+    return grad_x, grad_blocks, None, None
+
+
+givens_apply.register_autograd(_backward, setup_context=_setup)

@@ -1,0 +1,391 @@
+"""Plan: how a Givens circuit runs, and what it costs.
+
+A two-level rotation touches two coordinates, so a circuit of m gates on a batch of B vectors is
+only ``8·m·B`` FLOPs. What costs on a CPU is the *depth*: Chen et al.'s V layer is a chain of
+2n − 3 dependent gates, and one torch call per gate (~5 µs each) would dominate. Three
+strategies trade calls for FLOPs:
+
+``layered``
+    Gates grouped into layers of disjoint rotations; one vectorised call per layer on the batch.
+    ``depth`` sequential steps, ``8·m·B`` FLOPs. Best for shallow circuits (Clements).
+``blocked``
+    Consecutive gates fused into *segments* of at most ``L`` gates: each segment's small dense
+    matrix (on the coordinates it touches) is built from the identity for all segments at once,
+    then the segments are applied one after another to the batch by small matmuls. About
+    ``L + m/L`` sequential steps instead of ``m``; the V layer at n = 784 takes ~80.
+``materialise``
+    The segments applied to the identity build the n × n matrix, then one matmul: best when the
+    batch is much larger than n.
+
+The cost model is the one the contraction planner uses
+([`MachineModel`][tnlayers.contraction.MachineModel]): calls × overhead + FLOPs / throughput +
+bytes / bandwidth. Nothing here knows torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from .._core.cost import CostReport, StrategyCost
+from .._core.errors import OptionError
+from .._core.plan import MachineModel
+from .declare import GivensCircuit, asap_layers
+
+__all__ = ["GivensPlan", "Segment", "givens_plan", "givens_report"]
+
+GivensStrategy = Literal["layered", "blocked", "materialise"]
+STRATEGIES: tuple[GivensStrategy, ...] = ("layered", "blocked", "materialise")
+# Backward of a rotation step: two gathers/scatters and two small products per forward call.
+_BACKWARD_CALLS = 5 / 3
+_CALL_SHARE = 0.3
+_PASS_SHARE = 0.1
+_SEGMENT_GATES = (4, 8, 16, 32, 64, 128)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive gates ``start … stop−1`` fused into one dense block on ``support``.
+
+    ``support`` lists the touched coordinates in ascending order; ``span`` is set when they are
+    a contiguous range ``span[0] … span[1]−1`` (then the block is applied to a slice, no gather).
+    ``kind`` is ``"ascending"`` or ``"descending"`` for a staircase of neighbouring planes
+    ``(p, p+1), (p+1, p+2), …`` or ``(p, p+1), (p−1, p), …`` (its block has a closed form:
+    products of the gate entries, one vectorised cumulative product for all such segments), and
+    ``"general"`` otherwise (its block is built by applying its gates to the identity).
+    """
+
+    start: int
+    stop: int
+    support: tuple[int, ...]
+    kind: str = "general"
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        lo, hi = self.support[0], self.support[-1] + 1
+        return (lo, hi) if hi - lo == len(self.support) else None
+
+
+# Compared and hashed by identity: plans are cached per (circuit, segment length), and the
+# executor caches device tensors per plan, which must not hash hundreds of thousands of pairs.
+@dataclass(frozen=True, eq=False)
+class GivensPlan:
+    """The execution schedule of one circuit.
+
+    Attributes
+    ----------
+    circuit
+        The circuit.
+    segment_gates
+        Most gates per segment (``L``).
+    segments
+        The segments, in application order.
+    width
+        Side ``w`` of the segment blocks: ``L + 1`` for staircases, at least the largest
+        support of a general segment.
+    staircases
+        Positions (in ``segments``) of the staircase segments.
+    stair_gates, stair_swap, stair_descending
+        For the staircases' closed form: per staircase ``L`` gate indices in build order (``-1``
+        for identity padding), whether each gate's block is read with rows swapped, and whether
+        the staircase descends (its block is then built reversed and flipped back).
+    generals
+        Positions of the general segments.
+    build_layers
+        For building the general segments' blocks from stacked identities (``G·w`` rows): per
+        layer, the row pairs ``(g·w + p, g·w + q)`` interleaved, and the gate index of each pair.
+    rotate_layers
+        For the ``layered`` strategy: per layer of the circuit, the coordinate pairs interleaved
+        and the gate indices.
+    """
+
+    circuit: GivensCircuit
+    segment_gates: int
+    segments: tuple[Segment, ...]
+    width: int
+    staircases: tuple[int, ...]
+    stair_gates: tuple[tuple[int, ...], ...]
+    stair_swap: tuple[tuple[bool, ...], ...]
+    stair_descending: tuple[bool, ...]
+    generals: tuple[int, ...]
+    build_layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    rotate_layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+
+    def calls(self, strategy: GivensStrategy) -> int:
+        """Sequential torch calls of one forward pass."""
+        if strategy == "layered":
+            return 3 * len(self.rotate_layers)
+        # The staircases' closed form is about twenty vectorised calls, whatever their number.
+        build = 3 * len(self.build_layers) + (20 if self.staircases else 0) + 1
+        apply = sum(2 if s.span else 3 for s in self.segments)
+        return build + apply + (1 if strategy == "materialise" else 0)
+
+    def flops(self, strategy: GivensStrategy, batch: int) -> int:
+        """FLOPs of one forward pass on ``batch`` vectors."""
+        gates, n = self.circuit.num_gates, self.circuit.n
+        if strategy == "layered":
+            return 8 * gates * batch
+        build = 8 * gates * self.width
+        columns = n if strategy == "materialise" else batch
+        apply = sum(2 * len(s.support) ** 2 * columns for s in self.segments)
+        return build + apply + (2 * batch * n * n if strategy == "materialise" else 0)
+
+    def moved(self, strategy: GivensStrategy, batch: int) -> int:
+        """Elements read and written by one forward pass."""
+        n = self.circuit.n
+        if strategy == "layered":
+            return 4 * self.circuit.num_gates * batch  # two rows read and written per gate
+        # The staircases' closed form makes about sixteen elementwise passes over its blocks.
+        stairs = 16 * len(self.staircases) * (self.segment_gates + 1) ** 2
+        general = 4 * 2 * sum(self.segments[i].stop - self.segments[i].start for i in self.generals)
+        columns = n if strategy == "materialise" else batch
+        apply = sum(3 * len(s.support) * columns for s in self.segments)
+        dense = batch * n + n * n if strategy == "materialise" else 0
+        return stairs + general * self.width + apply + dense
+
+    def time(
+        self,
+        strategy: GivensStrategy,
+        batch: int,
+        training: bool,
+        model: MachineModel,
+        itemsize: int,
+    ) -> float:
+        """Predicted seconds of a forward pass (and backward, if ``training``).
+
+        Calls cost ``_CALL_SHARE`` of the planner's per-step overhead (they are single small
+        kernels, not permute–reshape–matmul steps); the small block products run at the
+        planner's GEMM efficiency for their size; elementwise passes at ``_PASS_SHARE`` of its
+        bandwidth. Both shares were fitted to `benchmarks/bench_givens.py` on the project CPU.
+        """
+        calls: float = self.calls(strategy)
+        flops = self.flops(strategy, batch)
+        moved = self.moved(strategy, batch) * itemsize
+        if training:
+            calls, flops, moved = calls * (1 + _BACKWARD_CALLS), flops * 3, moved * 3
+        if strategy == "layered":  # 2 × 2 products: bound by moving the rows, not by FLOPs
+            return calls * model.op_overhead * _CALL_SHARE + moved / (model.bandwidth * _PASS_SHARE)
+        eff = (self.width / (self.width + model.half_dim)) ** 2
+        gemm = 2 * batch * self.circuit.n**2 * (3 if training else 1)
+        if strategy == "materialise":  # the final GEMM runs at full size
+            flops -= gemm
+        seconds = (
+            calls * model.op_overhead * _CALL_SHARE
+            + flops / (model.peak_flops * eff)
+            + moved / (model.bandwidth * _PASS_SHARE)
+        )
+        return seconds + (gemm / model.peak_flops if strategy == "materialise" else 0.0)
+
+    def choose(
+        self, batch: int, training: bool, model: MachineModel, itemsize: int = 4
+    ) -> GivensStrategy:
+        """The strategy with the least predicted time."""
+        return min(STRATEGIES, key=lambda s: self.time(s, batch, training, model, itemsize))
+
+
+def _saved_and_largest(plan: GivensPlan, strategy: GivensStrategy, batch: int) -> tuple[int, int]:
+    """Elements the executor saves for backward, and its largest tensor, for ``batch`` rows.
+
+    Read off ``_givens_exec``: the layered pass keeps the two rows each gate read; the segment
+    passes keep their blocks and one zero-padded copy of each segment's input rows.
+    """
+    n, gates = plan.circuit.n, plan.circuit.num_gates
+    if strategy == "layered":
+        return 2 * gates * batch + 4 * gates, n * batch
+    count, w = len(plan.segments), plan.width
+    columns = n if strategy == "materialise" else batch
+    saved = count * w * w + count * w * columns
+    largest = max(n * columns, count * w * columns)
+    if strategy == "materialise":
+        saved += n * n  # U, for the final product's backward
+        largest = max(largest, batch * n)
+    return saved, largest
+
+
+def givens_report(
+    plan: GivensPlan,
+    batch: int,
+    mode: Literal["training", "inference"],
+    strategy: str,
+    reason: str,
+    basis: Literal["model", "forced"],
+    model: MachineModel,
+    itemsize: int,
+) -> CostReport:
+    """The cost report of a Givens circuit run by ``plan``: its three strategies and the choice.
+
+    ``flops`` and ``calls`` count the real work of the structure (two coordinates per rotation),
+    not the dense ``n × n`` products of the gate-node network.
+    """
+    c = plan.circuit
+    strategies: dict[str, StrategyCost] = {}
+    for name in STRATEGIES:
+        saved, largest = _saved_and_largest(plan, name, batch)
+        flops = plan.flops(name, batch)
+        strategies[name] = StrategyCost(
+            name=name,
+            flops=flops,
+            training_flops=3 * flops,
+            calls=plan.calls(name),
+            largest_intermediate=largest,
+            saved_for_backward=saved,
+            predicted_time_s=plan.time(name, batch, False, model, itemsize),
+            predicted_training_time_s=plan.time(name, batch, True, model, itemsize),
+            forms_dense_weight=name == "materialise",
+        )
+    naive = 2 * c.num_gates * c.n**2 * batch
+    return CostReport(
+        subject=f"Givens circuit ({c.layout}), n = {c.n}",
+        batch=batch,
+        itemsize=itemsize,
+        mode=mode,
+        in_features=c.n,
+        out_features=c.n,
+        params=c.num_gates,
+        dense_params=c.n * c.n,
+        strategies=strategies,
+        strategy=strategy,
+        reason=reason,
+        basis=basis,
+        details=(
+            f"circuit      {c.num_gates} rotations, depth {c.depth}; {len(plan.segments)} "
+            f"segments of ≤ {plan.segment_gates} gates (width {plan.width})",
+        ),
+        notes=(f"gate-by-gate dense products would take {naive:,} FLOPs per forward pass",),
+        facts={
+            "layout": c.layout,
+            "n": c.n,
+            "gates": c.num_gates,
+            "depth": c.depth,
+            "segments": len(plan.segments),
+            "segment_gates": plan.segment_gates,
+            "gate_by_gate_flops": naive,
+        },
+        plan=plan,
+    )
+
+
+def _step(previous: tuple[int, int], pair: tuple[int, int]) -> int | None:
+    """+1 / −1 if ``pair`` continues a staircase of neighbouring planes from ``previous``."""
+    lo, hi = sorted(pair)
+    before = min(previous)
+    if hi != lo + 1 or max(previous) != before + 1 or abs(lo - before) != 1:
+        return None
+    return lo - before
+
+
+def _segments(circuit: GivensCircuit, max_gates: int) -> tuple[Segment, ...]:
+    """Greedy segmentation: at most ``max_gates`` gates and ``2·max_gates`` coordinates each; a
+    staircase ends where the next gate does not continue it (so that its closed form applies)."""
+    segments: list[Segment] = []
+    pairs = circuit.pairs
+
+    def close(start: int, stop: int, support: set[int], direction: int | None) -> None:
+        # direction: None for a single gate, ±1 for a staircase, 0 for a general segment.
+        lo, hi = sorted(pairs[start])
+        kind = {1: "ascending", -1: "descending", 0: "general"}.get(
+            direction,  # type: ignore[arg-type]
+            "ascending" if hi == lo + 1 else "general",
+        )
+        segments.append(Segment(start, stop, tuple(sorted(support)), kind))
+
+    start, support, direction = 0, set(pairs[0]), None
+    for t in range(1, len(pairs)):
+        step = _step(pairs[t - 1], pairs[t])
+        if t - start == 1:
+            direction = step if step is not None else 0
+        grown = support | set(pairs[t])
+        breaks = direction in (1, -1) and step != direction
+        if t - start >= max_gates or len(grown) > 2 * max_gates or breaks:
+            close(start, t, support, direction if t - start > 1 else None)
+            start, grown, direction = t, set(pairs[t]), None
+        support = grown
+    close(start, len(pairs), support, direction if len(pairs) - start > 1 else None)
+    return tuple(segments)
+
+
+def _interleave(
+    pairs: list[tuple[int, int]], gates: list[int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return tuple(r for pair in pairs for r in pair), tuple(gates)
+
+
+@lru_cache(maxsize=256)
+def _plan_with(circuit: GivensCircuit, max_gates: int) -> GivensPlan:
+    segments = _segments(circuit, max_gates)
+    staircases = tuple(i for i, seg in enumerate(segments) if seg.kind != "general")
+    generals = tuple(i for i, seg in enumerate(segments) if seg.kind == "general")
+    width = max([max_gates + 1 if staircases else 0] + [len(segments[i].support) for i in generals])
+    stair_gates, stair_swap = [], []
+    for i in staircases:
+        seg = segments[i]
+        gates = list(range(seg.start, seg.stop))
+        descending = seg.kind == "descending"
+        # Slot t of the closed form is the plane (t, t+1); a descending staircase is built in
+        # reversed coordinates, where its gates ascend and sit at the end of the slots.
+        pad = [-1] * (max_gates - len(gates))
+        stair_gates.append(tuple(pad + gates if descending else gates + pad))
+        flips = [(circuit.pairs[g][0] > circuit.pairs[g][1]) != descending for g in gates]
+        stair_swap.append(
+            tuple([False] * len(pad) + flips if descending else flips + [False] * len(pad))
+        )
+    # General segments' gates, in layers of disjoint rotations, all segments side by side.
+    by_level: dict[int, tuple[list[tuple[int, int]], list[int]]] = {}
+    for g, i in enumerate(generals):
+        seg = segments[i]
+        local = {c: k for k, c in enumerate(seg.support)}
+        pairs = circuit.pairs[seg.start : seg.stop]
+        for level, layer in enumerate(asap_layers(pairs, circuit.n)):
+            rows, ids = by_level.setdefault(level, ([], []))
+            for t in layer:
+                p, q = pairs[t]
+                rows.append((g * width + local[p], g * width + local[q]))
+                ids.append(seg.start + t)
+    build = tuple(_interleave(*by_level[level]) for level in sorted(by_level))
+    rotate = tuple(
+        _interleave([circuit.pairs[t] for t in layer], list(layer)) for layer in circuit.layers
+    )
+    return GivensPlan(
+        circuit,
+        max_gates,
+        segments,
+        width,
+        staircases,
+        tuple(stair_gates),
+        tuple(stair_swap),
+        tuple(segments[i].kind == "descending" for i in staircases),
+        generals,
+        build,
+        rotate,
+    )
+
+
+def givens_plan(
+    circuit: GivensCircuit,
+    batch: int = 256,
+    *,
+    training: bool = True,
+    segment_gates: int | None = None,
+    model: MachineModel | None = None,
+) -> GivensPlan:
+    """The schedule of ``circuit``, with the segment length chosen by the cost model.
+
+    Parameters
+    ----------
+    circuit
+        The circuit.
+    batch, training
+        The workload the segment length is tuned for.
+    segment_gates
+        Fix the most gates per segment instead of choosing it.
+    model
+        The machine model; the CPU default if not given.
+    """
+    if segment_gates is not None:
+        if not isinstance(segment_gates, int) or segment_gates < 1:
+            raise OptionError(f"segment_gates must be a positive integer, got {segment_gates!r}")
+        return _plan_with(circuit, segment_gates)
+    model = model or MachineModel()
+    lengths = [g for g in _SEGMENT_GATES if g == _SEGMENT_GATES[0] or g <= 2 * circuit.num_gates]
+    candidates = [_plan_with(circuit, g) for g in lengths]
+    return min(candidates, key=lambda p: p.time("blocked", batch, training, model, 4))

@@ -1,0 +1,285 @@
+"""Execute: planned contractions compiled to flat sequences of torch calls.
+
+[`compile_contraction`][tnlayers.contraction.compile_contraction] turns a planned
+[`Contraction`][tnlayers.contraction.Contraction] into a [`Program`][tnlayers.contraction.Program]:
+a flat list of permute / reshape / ``matmul`` calls whose permutations and shapes are computed
+once. Nothing is re-planned per call (``torch.einsum`` with more than two operands would call
+opt_einsum every time), and the program is plain torch code that ``torch.compile(fullgraph=True)``
+traces."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import NamedTuple
+
+import torch
+
+from .._core.network import Network
+from .._core.plan import BATCH, Contraction, plan
+
+__all__ = [
+    "Program",
+    "compile_contraction",
+    "contract_weight",
+    "run_program",
+    "weight_matrix",
+    "weight_program",
+]
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+Permutation = tuple[int, ...] | None
+
+
+class MatmulStep(NamedTuple):
+    """A pairwise step run as one batched matmul.
+
+    Pop positions ``hi`` then ``lo``; the row operand is the ``lo`` one if ``rows_low``; permute
+    (``None``: already in order) and reshape the operands to ``(batch, M, K)`` and
+    ``(batch, K, N)``, multiply, reshape to the result's legs and (last step only) permute them
+    into the requested order. ``-1`` in a shape stands for the batch size.
+    """
+
+    kind: str  # "matmul"
+    hi: int
+    lo: int
+    rows_low: bool
+    perm_a: Permutation
+    shape_a: tuple[int, int, int]
+    perm_b: Permutation
+    shape_b: tuple[int, int, int]
+    out_shape: tuple[int, ...]
+    out_perm: Permutation
+
+
+class EinsumStep(NamedTuple):
+    """A step a matmul cannot express: pop ``positions`` and run ``torch.einsum(equation)``."""
+
+    kind: str  # "einsum"
+    positions: tuple[int, ...]
+    equation: str
+
+
+class Program(NamedTuple):
+    """A contraction compiled to torch calls; run it with
+    [`run_program`][tnlayers.contraction.run_program].
+
+    It holds only (named) tuples of strings and integers, so ``torch.compile`` can treat it as a
+    constant.
+
+    Attributes
+    ----------
+    steps
+        One ``MatmulStep`` (a batched matmul with precomputed permutations and shapes) or
+        ``EinsumStep`` (a ``torch.einsum`` call) per step of the path.
+    """
+
+    steps: tuple[MatmulStep | EinsumStep, ...]
+
+
+def _einsum_step(
+    step_inputs: Sequence[tuple[str, ...]], out: tuple[str, ...], positions: tuple[int, ...]
+) -> EinsumStep:
+    legs = list(dict.fromkeys([*(leg for ops in step_inputs for leg in ops), *out]))
+    if len(legs) > len(_LETTERS):
+        raise NotImplementedError(
+            f"a contraction step touches {len(legs)} distinct legs; torch.einsum allows "
+            f"{len(_LETTERS)}"
+        )
+    letter = dict(zip(legs, _LETTERS, strict=False))
+    lhs = ",".join("".join(letter[leg] for leg in ops) for ops in step_inputs)
+    equation = lhs + "->" + "".join(letter[leg] for leg in out)
+    return EinsumStep("einsum", tuple(reversed(positions)), equation)
+
+
+def _perm(current: Sequence[str], wanted: Sequence[str]) -> tuple[int, ...] | None:
+    order = tuple(current.index(leg) for leg in wanted)
+    return None if order == tuple(range(len(order))) else order
+
+
+def _matmul_friendly(picked: Sequence[tuple[str, ...]], kept: set[str]) -> bool:
+    """Whether a pairwise step is one (batched) matmul: every unshared leg survives it."""
+    a, b = picked
+    return all(leg in kept for leg in a if leg not in b) and all(
+        leg in kept for leg in b if leg not in a
+    )
+
+
+def _layouts(
+    rows: tuple[str, ...], cols: tuple[str, ...], kept: set[str], shared_from: tuple[str, ...]
+) -> tuple[
+    tuple[int, ...] | None, tuple[int, ...] | None, list[str], list[str], list[str], list[str]
+]:
+    """Permutations making ``rows`` a ``(batch, M, K)`` and ``cols`` a ``(batch, K, N)`` operand.
+
+    Shared legs are ordered as in ``shared_from`` (one of the two operands), so that operand
+    needs no copy when its shared legs are already where the matmul wants them.
+    """
+    batch = [leg for leg in shared_from if leg in rows and leg in cols and leg in kept]
+    summed = [leg for leg in shared_from if leg in rows and leg in cols and leg not in kept]
+    a_free = [leg for leg in rows if leg not in cols]
+    b_free = [leg for leg in cols if leg not in rows]
+    return (
+        _perm(rows, [*batch, *a_free, *summed]),
+        _perm(cols, [*batch, *summed, *b_free]),
+        batch,
+        a_free,
+        summed,
+        b_free,
+    )
+
+
+def _cheapest_layout(
+    picked: Sequence[tuple[str, ...]], kept: set[str], prod: Callable[[Sequence[str]], int]
+) -> tuple[int, int]:
+    """(row operand, operand whose shared-leg order is kept) copying the fewest elements.
+
+    Either operand can play the row role and the shared legs can follow either operand's order;
+    each operand whose legs are not already in the wanted order costs one copy of its size.
+    """
+
+    def copied(choice: tuple[int, int]) -> int:
+        rows, cols = picked[choice[0]], picked[1 - choice[0]]
+        perm_rows, perm_cols, *_ = _layouts(rows, cols, kept, picked[choice[1]])
+        return (prod(rows) if perm_rows is not None else 0) + (
+            prod(cols) if perm_cols is not None else 0
+        )
+
+    return min(((0, 0), (0, 1), (1, 0), (1, 1)), key=copied)
+
+
+def compile_contraction(contraction: Contraction) -> Program:
+    """Compile a planned contraction into a [`Program`][tnlayers.contraction.Program].
+
+    Each pairwise step becomes permute → reshape → ``matmul`` → reshape, with every permutation
+    and shape computed here once; results keep the matmul's natural leg order, so the next step
+    often needs no copy. Steps a matmul cannot express run as ``torch.einsum``.
+
+    Examples
+    --------
+    >>> import tnlayers, torch
+    >>> net = tnlayers.low_rank(6, 4, 2)
+    >>> c = tnlayers.plan(net, batch=3).strategies["sequential"].contractions[0]
+    >>> x, U, V = torch.randn(3, 6), torch.randn(4, 2), torch.randn(2, 6)
+    >>> torch.allclose(run_program(compile_contraction(c), [x, U, V]), x @ (U @ V).T, atol=1e-5)
+    True
+    """
+    sizes = contraction.sizes
+
+    # The batch leg's size is left to reshape (-1), so one program serves every batch size:
+    # compiled graphs reuse the plan of a power-of-two batch bucket.
+    def elements(legs: Sequence[str]) -> int:
+        return math.prod(sizes[leg] for leg in legs)
+
+    def prod(legs: Sequence[str]) -> int:
+        return -1 if BATCH in legs else elements(legs)
+
+    def size(leg: str) -> int:
+        return -1 if leg == BATCH else sizes[leg]
+
+    stack = [tuple(legs) for legs in contraction.operands]
+    steps: list[MatmulStep | EinsumStep] = []
+    last = len(contraction.steps) - 1
+    for number, step in enumerate(contraction.steps):
+        picked = [stack[p] for p in step.operands]
+        for p in reversed(step.operands):
+            stack.pop(p)
+        kept = set(step.output)
+        if len(picked) == 2 and _matmul_friendly(picked, kept):
+            first, source = _cheapest_layout(picked, kept, elements)
+            rows, cols = picked[first], picked[1 - first]
+            perm_a, perm_b, batch, a_free, summed, b_free = _layouts(
+                rows, cols, kept, picked[source]
+            )
+            hi, lo = step.operands[1], step.operands[0]
+            natural = (*batch, *a_free, *b_free)
+            final = number == last
+            steps.append(
+                MatmulStep(
+                    "matmul",
+                    hi,
+                    lo,
+                    first == 0,
+                    perm_a,
+                    (prod(batch), prod(a_free), prod(summed)),
+                    perm_b,
+                    (prod(batch), prod(summed), prod(b_free)),
+                    tuple(size(leg) for leg in natural),
+                    _perm(natural, contraction.output) if final else None,
+                )
+            )
+            stack.append(tuple(contraction.output) if final else natural)
+            continue
+        steps.append(_einsum_step(picked, step.output, step.operands))
+        stack.append(tuple(step.output))
+    return Program(tuple(steps))
+
+
+def run_program(program: Program, operands: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Contract ``operands`` (in the contraction's operand order) with ``program``."""
+    stack = list(operands)
+    for step in program.steps:
+        if isinstance(step, MatmulStep):
+            high = stack.pop(step.hi)
+            low = stack.pop(step.lo)
+            a, b = (low, high) if step.rows_low else (high, low)
+            if step.perm_a is not None:
+                a = a.permute(step.perm_a)
+            if step.perm_b is not None:
+                b = b.permute(step.perm_b)
+            out = torch.matmul(a.reshape(step.shape_a), b.reshape(step.shape_b))
+            out = out.reshape(step.out_shape)
+            stack.append(out if step.out_perm is None else out.permute(step.out_perm))
+        else:
+            picked = [stack.pop(p) for p in step.positions]
+            picked.reverse()
+            stack.append(torch.einsum(step.equation, *picked))
+    return stack[0]
+
+
+@lru_cache(maxsize=256)
+def weight_program(network: Network, optimize: str = "best") -> Program:
+    """The (cached) program contracting the tensors into ``[*outputs, *inputs]``."""
+    return compile_contraction(
+        plan(network, 1, optimize=optimize).strategies["materialise"].contractions[0]
+    )
+
+
+def contract_weight(
+    network: Network,
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    optimize: str = "best",
+) -> torch.Tensor:
+    """Materialise the dense weight of ``network`` from tensor values.
+
+    Parameters
+    ----------
+    network
+        The network.
+    tensors
+        One tensor per network tensor name, shaped as ``network.shape(name)``.
+    optimize
+        opt_einsum path optimiser used for the (cached) plan.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(out_features, in_features)``, padding removed; differentiable.
+    """
+    operands = [tensors[name] for name in network.tensor_names]
+    return weight_matrix(network, run_program(weight_program(network, optimize), operands))
+
+
+def weight_matrix(network: Network, contracted: torch.Tensor) -> torch.Tensor:
+    """``(out_features, in_features)`` view of a contraction into ``[*outputs, *inputs]``.
+
+    Flattens both sides row-major and drops the rows and columns that padding added.
+    """
+    weight = contracted.reshape(network.padded_out_features, network.padded_in_features)
+    if network.is_padded:
+        weight = weight[: network.out_features, : network.in_features]
+    return weight

@@ -1,0 +1,319 @@
+"""Execute: the one owner of strategy choices, so that what is reported is what runs.
+
+A layer's forward pass, its ``cost()`` and ``chosen_strategy()``, ``summary()`` and
+``compress()``'s report all ask ``decide`` for a [`Decision`][tnlayers.contraction.Decision].
+Asking is a pure look-up: it never times anything. Timing happens only where the caller asks for it
+— the first forward pass of a layer with ``strategy="auto"`` (where the cost model's two
+predictions are close) or ``"autotune"``, or a ``measure=True`` query — and is recorded here, where
+every later question finds it.
+
+The registries are bounded: configurations live as long as a layer uses them, timings and
+compiled programs are least-recently-used caches, and all of them are safe to use from several
+threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import torch
+
+from .._core.network import Network
+from .._core.plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy, plan
+from .execute import Program, compile_contraction
+
+__all__ = ["AUTO_TIMING_MARGIN", "Decision", "StrategyOption", "Timing", "decide"]
+
+StrategyOption = Literal["auto", "model", "autotune", "sequential", "materialise"]
+STRATEGY_OPTIONS: tuple[StrategyOption, ...] = (
+    "auto",
+    "model",
+    "autotune",
+    "sequential",
+    "materialise",
+)
+
+# "auto" times both strategies once when the model's predictions are closer than this factor.
+AUTO_TIMING_MARGIN = 1.5
+
+Execution = tuple[Strategy, tuple[Program, ...]]
+# (config id, rows, dtype name, device type, training)
+DecisionKey = tuple[int, int, str, str, bool]
+ConfigKey = tuple[Network, OptimizeKind, "MachineModel | None", tuple[Hashable, ...]]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Measured seconds per call of each strategy (medians of interleaved runs)."""
+
+    seconds: Mapping[Strategy, float]
+
+    @property
+    def best(self) -> Strategy:
+        """The faster strategy."""
+        return min(self.seconds, key=self.seconds.__getitem__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The strategy a layer runs for one (rows, dtype, device, grad mode), and why.
+
+    Attributes
+    ----------
+    strategy
+        What runs.
+    basis
+        ``"forced"`` (the layer's ``strategy`` names one), ``"model"`` (the cost model's
+        prediction decides), ``"timed"`` (both were timed on this machine; the faster runs) or
+        ``"untimed"`` (the predictions are close, so the layer's next call at this size will time
+        both: until then the prediction is reported, and it may change).
+    plan
+        The plan both strategies come from.
+    training
+        Whether a training step (forward + backward) was ranked.
+    timing
+        The measurement, where ``basis == "timed"``.
+    """
+
+    strategy: Strategy
+    basis: Literal["forced", "model", "timed", "untimed"]
+    plan: Plan = field(repr=False)
+    training: bool
+    timing: Timing | None = None
+
+    @property
+    def reason(self) -> str:
+        """One sentence on why this strategy runs."""
+        what = "training step" if self.training else "forward pass"
+        if self.basis == "forced":
+            return f"{self.strategy}: forced by the layer's strategy={self.strategy!r}"
+        if self.basis == "timed":
+            assert self.timing is not None
+            other = _other(self.strategy)
+            mine, theirs = self.timing.seconds[self.strategy], self.timing.seconds[other]
+            return (
+                f"{self.strategy}: timed on this machine at {mine * 1e3:.3g} ms vs "
+                f"{theirs * 1e3:.3g} ms per {what} ({_speed_phrase(theirs / mine, other)}; "
+                f"the cost model predicted {self.plan.choose(self.training)})"
+            )
+        reason = self.plan.reason(self.training)
+        if self.basis == "untimed":
+            reason += (
+                f"; the predictions are within {AUTO_TIMING_MARGIN}× of each other, so the "
+                "layer's first call at this size times both and keeps the faster (ask with "
+                "measure=True to time now)"
+            )
+        return reason
+
+
+def _other(strategy: Strategy) -> Strategy:
+    return "materialise" if strategy == "sequential" else "sequential"
+
+
+def _speed_phrase(ratio: float, other: str) -> str:
+    if ratio < 1.05:
+        return f"within 5 % of {other}"
+    return f"{ratio:.2g}× faster than {other}"
+
+
+class _LRU(OrderedDict):
+    """A mapping that forgets its least recently used entries beyond ``limit`` (no locking:
+    the registry holds its lock around every use)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def get_recent(self, key: object, missing: object = None) -> Any:
+        """The value of ``key`` (marking it recently used), or ``missing``."""
+        if key not in self:
+            return missing
+        self.move_to_end(key)
+        return self[key]
+
+    def put(self, key: object, value: object) -> None:
+        """Set ``key``, then forget the oldest entries beyond the limit."""
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class _Registry:
+    """Configurations, timed choices and compiled programs, bounded and thread-safe."""
+
+    def __init__(self, max_timings: int = 8192, max_executions: int = 8192) -> None:
+        self.lock = threading.RLock()
+        self._ids: dict[ConfigKey, int] = {}
+        self._configs: dict[int, tuple[ConfigKey, int]] = {}  # id → (key, users)
+        self._next_id = 0
+        self._timings = _LRU(max_timings)  # DecisionKey → Timing | None
+        # What forward runs, per (key, option): the hot path's one look-up.
+        self._executions = _LRU(max_executions)  # (DecisionKey, option) → Execution
+
+    # ---------------------------------------------------------------- configurations
+    def acquire(self, user: object, key: ConfigKey) -> int:
+        """A small integer naming ``key`` while ``user`` (a layer) lives.
+
+        Plans are looked up by integers and strings because, under ``torch.compile``, the
+        look-up runs once at trace time as a constant (see ``execution``); a layer's network
+        object could not be passed there. Ids are never reused, so a forgotten configuration
+        can never answer for another.
+        """
+        with self.lock:
+            config = self._ids.get(key)
+            if config is None:
+                config = self._ids[key] = self._next_id
+                self._next_id += 1
+                self._configs[config] = (key, 0)
+            found, users = self._configs[config]
+            self._configs[config] = (found, users + 1)
+        weakref.finalize(user, self._release, config)
+        return config
+
+    def _release(self, config: int) -> None:
+        with self.lock:
+            entry = self._configs.get(config)
+            if entry is None:
+                return
+            key, users = entry
+            if users > 1:
+                self._configs[config] = (key, users - 1)
+            else:
+                del self._configs[config]
+                del self._ids[key]
+
+    def config(self, config: int) -> ConfigKey:
+        """The configuration behind an id."""
+        return self._configs[config][0]
+
+    def __len__(self) -> int:
+        return len(self._configs)
+
+    # ---------------------------------------------------------------- timings
+    def timing(self, key: DecisionKey) -> Timing | Literal[False] | None:
+        """A recorded timing, ``None`` (recorded: the model decides), or ``False`` (nothing)."""
+        with self.lock:
+            found: Timing | Literal[False] | None = self._timings.get_recent(key, False)
+            return found
+
+    def record(self, key: DecisionKey, timing: Timing | None) -> None:
+        """Record a timing (or that none is needed) for ``key``."""
+        with self.lock:
+            self._timings.put(key, timing)
+            for option in ("auto", "autotune"):  # decisions that read timings
+                self._executions.pop((key, option), None)
+
+    def execution(self, key: DecisionKey, option: str) -> Execution | None:
+        """The execution decided for ``key`` and ``option``, if any."""
+        with self.lock:
+            found: Execution | None = self._executions.get_recent((key, option))
+            return found
+
+    def store_execution(self, key: DecisionKey, option: str, found: Execution) -> None:
+        """Remember the execution decided for ``key`` and ``option``."""
+        with self.lock:
+            self._executions.put((key, option), found)
+
+    def timings_size(self) -> int:
+        """Number of recorded timings."""
+        return len(self._timings)
+
+
+REGISTRY = _Registry()
+
+
+def _itemsize(dtype_name: str) -> int:
+    return torch.empty((), dtype=getattr(torch, dtype_name)).element_size()
+
+
+def plan_for(config: int, rows: int, dtype_name: str, device_type: str) -> Plan:
+    """The plan of configuration ``config`` at ``rows`` rows (plans are cached, bounded)."""
+    network, optimize, model, _ = REGISTRY.config(config)
+    return plan(
+        network,
+        rows,
+        optimize=optimize,
+        model=model or MachineModel.for_device(device_type),
+        itemsize=_itemsize(dtype_name),
+    )
+
+
+def close_call(the_plan: Plan, training: bool) -> bool:
+    """Whether the model's two predicted times are within ``AUTO_TIMING_MARGIN``."""
+    times = [the_plan.time(name, training) for name in STRATEGIES]
+    return max(times) < AUTO_TIMING_MARGIN * min(times)
+
+
+def decide(
+    config: int,
+    rows: int,
+    dtype_name: str,
+    device_type: str,
+    training: bool,
+    option: StrategyOption,
+) -> Decision:
+    """The strategy that runs for these arguments, and why. A pure look-up: it never times."""
+    the_plan = plan_for(config, rows, dtype_name, device_type)
+    if option in STRATEGIES:
+        return Decision(option, "forced", the_plan, training)
+    predicted = the_plan.choose(training)
+    if option == "model":
+        return Decision(predicted, "model", the_plan, training)
+    timing = REGISTRY.timing((config, rows, dtype_name, device_type, training))
+    if timing is False:
+        return Decision(predicted, "untimed", the_plan, training)
+    if timing is None:
+        return Decision(predicted, "model", the_plan, training)
+    return Decision(timing.best, "timed", the_plan, training, timing)
+
+
+@lru_cache(maxsize=4096)
+def programs(
+    config: int, rows: int, dtype_name: str, device_type: str, strategy: Strategy
+) -> tuple[Program, ...]:
+    """The compiled programs of one strategy (cached, bounded)."""
+    the_plan = plan_for(config, rows, dtype_name, device_type)
+    return tuple(compile_contraction(c) for c in the_plan.strategies[strategy].contractions)
+
+
+def assume_constant_result(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compiler.assume_constant_result`` without importing ``torch._dynamo``.
+
+    The public decorator imports all of dynamo (≈ 1 s) only to set this attribute on ``fn``;
+    ``import tnlayers`` should not pay that. tests/test_strategy_owner.py checks that the public
+    decorator still marks functions exactly this way, and the compile tests that it works.
+    """
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
+
+
+@assume_constant_result
+def execution(
+    config: int,
+    rows: int,
+    dtype_name: str,
+    device_type: str,
+    training: bool,
+    option: StrategyOption,
+) -> Execution:
+    """The decided strategy and its programs.
+
+    Under ``torch.compile`` this runs once at trace time and its result (strings and integers)
+    is baked into the graph, so planning and registry look-ups never show up in compiled code:
+    that is why every argument is an int, a string or a bool.
+    """
+    key = (config, rows, dtype_name, device_type, training)
+    found = REGISTRY.execution(key, option)
+    if found is None:
+        with REGISTRY.lock:  # so that no timing is recorded between deciding and storing
+            strategy = decide(config, rows, dtype_name, device_type, training, option).strategy
+            found = (strategy, programs(config, rows, dtype_name, device_type, strategy))
+            REGISTRY.store_execution(key, option, found)
+    return found

@@ -1,0 +1,43 @@
+"""Dense → network: compress trained models, decompose single weights (TT-SVD, nearest Kronecker
+sums, truncated SVD), QIANets' pruning and annealed factorisation, and fine-tuning.
+"""
+
+from __future__ import annotations
+
+from ._decompose.compress import CompressionReport as CompressionReport
+from ._decompose.compress import LayerCompression as LayerCompression
+from ._decompose.compress import LowRankConv2d as LowRankConv2d
+from ._decompose.compress import compress as compress
+from ._decompose.compress import truncated_svd as truncated_svd
+from ._decompose.finetune import FineTuneResult as FineTuneResult
+from ._decompose.finetune import evaluate_accuracy as evaluate_accuracy
+from ._decompose.finetune import fine_tune as fine_tune
+from ._decompose.kron import KroneckerApproximation as KroneckerApproximation
+from ._decompose.kron import nearest_kronecker as nearest_kronecker
+from ._decompose.mpo import MPO as MPO
+from ._decompose.mpo import Approximation as Approximation
+from ._decompose.mpo import tt_svd as tt_svd
+from ._decompose.qianets import AnnealedFactors as AnnealedFactors
+from ._decompose.qianets import PruningReport as PruningReport
+from ._decompose.qianets import anneal_factorize as anneal_factorize
+from ._decompose.qianets import qianets_prune as qianets_prune
+
+__all__ = [
+    "MPO",
+    "AnnealedFactors",
+    "Approximation",
+    "CompressionReport",
+    "FineTuneResult",
+    "KroneckerApproximation",
+    "LayerCompression",
+    "LowRankConv2d",
+    "PruningReport",
+    "anneal_factorize",
+    "compress",
+    "evaluate_accuracy",
+    "fine_tune",
+    "nearest_kronecker",
+    "qianets_prune",
+    "truncated_svd",
+    "tt_svd",
+]
