@@ -138,7 +138,7 @@ def test_clear_errors() -> None:
         compress(nn.Sequential(nn.Conv2d(1, 2, 3)), "kronecker")
     with pytest.raises(tnlayers.OptionError, match="unknown method"):
         compress(model, "tucker", rank=2)  # type: ignore[arg-type]
-    assert math.isfinite(compress(model, rank=1)[1].ratio)
+    assert math.isfinite(compress(model, rank=1)[1].compression_ratio)
 
 
 # ---------------------------------------------------------------------- QIANets steps
@@ -307,7 +307,7 @@ def test_parameter_budgets_for_mpo_and_kronecker() -> None:
     _, report = compress(model, "mpo", param_ratio=0.25, names=["0"])
     (chosen,) = report.layers
     cap = max(int(b) for b in chosen.setting.split()[1].split(","))
-    _, over = compress(model, "mpo", bond=cap + 1, names=["0"])
+    _, over = compress(model, "mpo", max_bond=cap + 1, names=["0"])
     # The cap is the largest within budget: one more is over it, or cuts nothing more.
     grown = over.layers[0].params_after
     assert grown > 0.25 * chosen.params_before or grown == chosen.params_after

@@ -68,7 +68,7 @@ def test_tt_svd_tolerance_bound_and_padding():
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(30, 97, dtype=F64, generator=gen)  # 97 is prime: padded legs
     for tol in (0.05, 0.3, 0.7):
-        approx = tt_svd(w, cores=3, rel_tol=tol)
+        approx = tt_svd(w, cores=3, rel_error=tol)
         assert approx.error <= tol + 1e-12
         assert approx.mpo.to_dense().shape == (30, 97)
         assert approx.error == pytest.approx(_relative_error(approx.mpo.to_dense(), w), abs=1e-9)
@@ -86,8 +86,8 @@ def test_tt_svd_bad_input_names_sizes():
         tt_svd(w, (2, 2), (4, 4))
     with pytest.raises(tnlayers.OptionError, match="max_bond"):
         tt_svd(w, (4, 5), (4, 4), max_bond=0)
-    with pytest.raises(tnlayers.OptionError, match="rel_tol"):
-        tt_svd(w, (4, 5), (4, 4), rel_tol=1.5)
+    with pytest.raises(tnlayers.OptionError, match="rel_error"):
+        tt_svd(w, (4, 5), (4, 4), rel_error=1.5)
     with pytest.raises(tnlayers.NetworkSpecError, match="as many input legs"):
         tt_svd(w, (4, 5), (2, 2, 4))
 

@@ -74,7 +74,7 @@ def test_querying_never_times(monkeypatch):
     tnlayers.summary(nn.Sequential(layer), batch=7)
     conv = MPOConv2d(3, 4, 3, bond=2)
     conv.cost(2, image_size=(8, 8))
-    tnlayers.compress(nn.Sequential(nn.Linear(16, 16)), "mpo", bond=2, batch=4)
+    tnlayers.compress(nn.Sequential(nn.Linear(16, 16)), "mpo", max_bond=2, batch=4)
 
 
 def test_measure_times_now_and_forward_then_agrees(monkeypatch):
@@ -180,7 +180,7 @@ def test_layers_run_correctly_from_several_threads():
 
 def test_compress_report_counts_the_strategy_that_runs(monkeypatch):
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64))
-    small, report = tnlayers.compress(model, "mpo", bond=2)
+    small, report = tnlayers.compress(model, "mpo", max_bond=2)
     seen = _ran(monkeypatch)
     with torch.no_grad():
         small.eval()(torch.randn(report.batch, 64))

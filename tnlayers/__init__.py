@@ -4,10 +4,9 @@ Declare a network ([`Network`][tnlayers.Network] or a builder such as [`mpo`][tn
 inspect its [`cost`][tnlayers.cost], and train it as a [`TNLinear`][tnlayers.TNLinear] layer.
 
 The top level holds what a user meets first. The rest lives in four namespaces:
-[`tnlayers.circuits`](api/circuits.md), [`tnlayers.compression`](api/compression.md),
-[`tnlayers.analysis`](api/analysis.md) and, for advanced use,
-[`tnlayers.contraction`](api/contraction.md); datasets in ``tnlayers.data`` and the papers'
-models in ``tnlayers.models``.
+``tnlayers.circuits``, ``tnlayers.compression``, ``tnlayers.analysis`` and, for advanced use,
+``tnlayers.contraction``; datasets in ``tnlayers.data`` and the papers' models in
+``tnlayers.models``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

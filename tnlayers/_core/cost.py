@@ -95,7 +95,7 @@ class CostReport:
     params, dense_params
         Parameters of the structure (no bias), and entries of the dense weight it stands for.
     strategies
-        Each strategy's ``StrategyCost``, in display order.
+        Each strategy's [`StrategyCost`][tnlayers.contraction.StrategyCost], in display order.
     strategy
         The chosen strategy, or the forced one.
     reason

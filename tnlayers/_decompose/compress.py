@@ -260,9 +260,10 @@ class CompressionReport:
         return sum(r.params_after for r in self.layers)
 
     @property
-    def ratio(self) -> float:
-        """``params_before / params_after`` (QIANets' compression ratio, replaced layers)."""
-        return self.params_before / self.params_after if self.layers else 1.0
+    def compression_ratio(self) -> float:
+        """``params_after / params_before`` over the replaced layers: below 1 means fewer
+        parameters, as every ratio in tnlayers (MPO-Net's ρ; QIANets quote its inverse)."""
+        return self.params_after / self.params_before if self.layers else 1.0
 
     def __str__(self) -> str:
         rows = [["layer", "was", "now", "setting", "params", "weight error", "FLOPs"]]
@@ -286,7 +287,8 @@ class CompressionReport:
         return (
             format_table(rows)
             + f"\n{len(self.layers)} layer(s): {self.params_before:,} → {self.params_after:,} "
-            f"weights ({self.ratio:.3g}× fewer), FLOPs at batch {self.batch}"
+            f"weights (ratio {self.compression_ratio:.3g}, {1 / self.compression_ratio:.3g}× "
+            f"fewer), FLOPs at batch {self.batch}"
         )
 
 
@@ -317,7 +319,7 @@ def _replace(
     rank: int | None,
     rel_error: float | None,
     param_ratio: float | None,
-    bond: int | None,
+    max_bond: int | None,
     terms: int,
 ) -> tuple[TNLinear | LowRankConv2d, str]:
     weight = module.weight.detach()
@@ -333,16 +335,18 @@ def _replace(
         values = {"U": u[:, :r] * root, "V": root[:, None] * vh[:r]}
         return TNLinear.from_tensors(net, values, bias), f"rank {r}"
     if method == "mpo":
-        if bond is None and rel_error is None and param_ratio is None:
-            raise OptionError("method='mpo' needs bond= (largest bond), rel_error= or param_ratio=")
+        if max_bond is None and rel_error is None and param_ratio is None:
+            raise OptionError(
+                "method='mpo' needs max_bond= (largest bond), rel_error= or param_ratio="
+            )
         build = MPOConv2d.from_conv if isinstance(module, nn.Conv2d) else MPOLinear.from_linear
-        if param_ratio is not None and bond is None:
+        if param_ratio is not None and max_bond is None:
             new = _largest_within(
-                lambda b: build(module, max_bond=b, rel_tol=rel_error),  # type: ignore[arg-type]
+                lambda b: build(module, max_bond=b, rel_error=rel_error),  # type: ignore[arg-type]
                 param_ratio * weight.numel(),
             )
         else:
-            new = build(module, max_bond=bond, rel_tol=rel_error)  # type: ignore[arg-type]
+            new = build(module, max_bond=max_bond, rel_error=rel_error)  # type: ignore[arg-type]
         sizes = new.network.sizes
         return new, "bonds " + ",".join(str(sizes[b]) for b in new.network.bonds)
     if isinstance(module, nn.Conv2d):
@@ -380,7 +384,7 @@ def compress(
     rank: int | None = None,
     rel_error: float | None = None,
     param_ratio: float | None = None,
-    bond: int | None = None,
+    max_bond: int | None = None,
     terms: int = 1,
     batch: int = 64,
     input_size: Sequence[int] | None = None,
@@ -410,11 +414,12 @@ def compress(
     rank, rel_error, param_ratio
         Low rank: a fixed rank; or the smallest rank whose relative Frobenius error is at most
         ``rel_error``; or the largest rank keeping at most ``param_ratio`` of the weights. MPO:
-        ``rel_error`` is TT-SVD's ``rel_tol``, and ``param_ratio`` picks the largest bond cap
+        ``rel_error`` is TT-SVD's ``rel_error``, and ``param_ratio`` picks the largest bond cap
         within that share of the weights. Kronecker: ``param_ratio`` picks the most terms
         within it.
-    bond
-        MPO: the largest bond.
+    max_bond
+        MPO: the largest bond (a cap, as in [`tt_svd`][tnlayers.tt_svd]; an exact bond size is
+        ``bond`` in [`mpo`][tnlayers.mpo] and the layers).
     terms
         Kronecker: the number of terms.
     batch, input_size
@@ -468,7 +473,7 @@ def compress(
     for module, name in chosen.items():
         if progress is not None:
             progress(name)
-        replacement = _replace(module, method, rank, rel_error, param_ratio, bond, terms)  # type: ignore[arg-type]
+        replacement = _replace(module, method, rank, rel_error, param_ratio, max_bond, terms)  # type: ignore[arg-type]
         if only_if_smaller and replacement[0].num_params >= _weight(module).numel():
             continue
         replacements[module] = replacement

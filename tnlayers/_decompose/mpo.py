@@ -219,13 +219,15 @@ class MPO:
         values = [_entropy(s) for s in self.bond_spectra()]
         return torch.tensor(values, dtype=torch.float64)
 
-    def truncate(self, max_bond: int | None = None, rel_tol: float | None = None) -> Approximation:
+    def truncate(
+        self, max_bond: int | None = None, rel_error: float | None = None
+    ) -> Approximation:
         """Cut bonds by singular values: at most ``max_bond`` kept and/or a relative error at most
-        ``rel_tol`` overall. Returns the new MPO and its exact relative error."""
-        _check_truncation(max_bond, rel_tol)
+        ``rel_error`` overall. Returns the new MPO and its exact relative error."""
+        _check_truncation(max_bond, rel_error)
         cores = _orthonormalise_left(_f64(self.cores))
         norm = float(torch.linalg.vector_norm(cores[-1]))
-        budget = _step_budget(rel_tol, norm, len(cores))
+        budget = _step_budget(rel_error, norm, len(cores))
         spectra: list[torch.Tensor] = []
         discarded = _sweep_svd_right_to_left(cores, spectra, max_bond, budget)
         dtype = self.cores[0].dtype
@@ -250,7 +252,7 @@ def tt_svd(
     *,
     cores: int | None = None,
     max_bond: int | None = None,
-    rel_tol: float | None = None,
+    rel_error: float | None = None,
 ) -> Approximation:
     r"""Decompose a matrix into an MPO by sequential truncated SVDs (TT-SVD).
 
@@ -265,9 +267,9 @@ def tt_svd(
         Number of cores when the leg sizes are not given.
     max_bond
         Keep at most this many singular values at each bond.
-    rel_tol
+    rel_error
         Relative Frobenius error allowed overall (spread evenly over the ``n - 1`` cuts, so the
-        bound ``‖W − W̃‖ ≤ rel_tol · ‖W‖`` holds).
+        bound ``‖W − W̃‖ ≤ rel_error · ‖W‖`` holds).
 
     Returns
     -------
@@ -286,7 +288,7 @@ def tt_svd(
     """
     if matrix.dim() != 2:
         raise ShapeError(f"tt_svd needs a matrix (out_features, in_features), got {matrix.shape}")
-    _check_truncation(max_bond, rel_tol)
+    _check_truncation(max_bond, rel_error)
     out_features, in_features = (int(s) for s in matrix.shape)
     parts = cores or default_parts(
         in_features if in_dims is None else in_dims,
@@ -312,7 +314,7 @@ def tt_svd(
     order = [p for k in range(n) for p in (k, n + k)]
     rest = padded.reshape(*outs, *ins).permute(order).reshape(1, -1)
     norm = float(torch.linalg.vector_norm(padded))
-    budget = _step_budget(rel_tol, norm, n)
+    budget = _step_budget(rel_error, norm, n)
     discarded = 0.0
     result = []
     bond = 1
@@ -346,20 +348,20 @@ def _f64(cores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return [c.detach().to(torch.complex128 if complex_ else torch.float64) for c in cores]
 
 
-def _check_truncation(max_bond: int | None, rel_tol: float | None) -> None:
+def _check_truncation(max_bond: int | None, rel_error: float | None) -> None:
     if max_bond is not None and (
         isinstance(max_bond, bool) or not isinstance(max_bond, int) or max_bond < 1
     ):
         raise OptionError(f"max_bond must be a positive integer, got {max_bond!r}")
-    if rel_tol is not None and not 0 <= rel_tol < 1:
-        raise OptionError(f"rel_tol must be in [0, 1), got {rel_tol!r}")
+    if rel_error is not None and not 0 <= rel_error < 1:
+        raise OptionError(f"rel_error must be in [0, 1), got {rel_error!r}")
 
 
-def _step_budget(rel_tol: float | None, norm: float, sites: int) -> float | None:
-    """Squared error allowed per cut so that the cuts together stay within ``rel_tol``."""
-    if rel_tol is None or sites < 2:
+def _step_budget(rel_error: float | None, norm: float, sites: int) -> float | None:
+    """Squared error allowed per cut so that the cuts together stay within ``rel_error``."""
+    if rel_error is None or sites < 2:
         return None
-    return (rel_tol * norm) ** 2 / (sites - 1)
+    return (rel_error * norm) ** 2 / (sites - 1)
 
 
 def _keep(s: torch.Tensor, max_bond: int | None, budget: float | None) -> tuple[int, float]:

@@ -104,11 +104,11 @@ class MPOLayerBase(TNLinear):
         return self._rebuilt(self.mpo().canonical(form, center))
 
     def truncated(
-        self: LayerT, max_bond: int | None = None, rel_tol: float | None = None
+        self: LayerT, max_bond: int | None = None, rel_error: float | None = None
     ) -> LayerT:
         """A new layer with bonds cut by singular values (see
         [`MPO.truncate`][tnlayers.MPO.truncate]); the bias is kept."""
-        return self._rebuilt(self.mpo().truncate(max_bond, rel_tol).mpo)
+        return self._rebuilt(self.mpo().truncate(max_bond, rel_error).mpo)
 
     def _rebuilt(self: LayerT, values: MPO) -> LayerT:
         raise NotImplementedError
@@ -205,7 +205,7 @@ class MPOLinear(MPOLayerBase):
         linear: nn.Linear,
         *,
         max_bond: int | None = None,
-        rel_tol: float | None = None,
+        rel_error: float | None = None,
         in_dims: Dims | None = None,
         out_dims: Dims | None = None,
         cores: int | None = None,
@@ -213,13 +213,13 @@ class MPOLinear(MPOLayerBase):
     ) -> MPOLinear:
         """An MPO layer approximating a trained ``nn.Linear`` by TT-SVD (its bias copied).
 
-        Give ``max_bond`` and/or ``rel_tol`` (see [`tt_svd`][tnlayers.tt_svd]); with neither the
+        Give ``max_bond`` and/or ``rel_error`` (see [`tt_svd`][tnlayers.tt_svd]); with neither the
         decomposition is exact. ``tt_svd(linear.weight, ...)`` gives the achieved error.
         """
         if not isinstance(linear, nn.Linear):
             raise ArgumentTypeError(f"from_linear needs an nn.Linear, got {type(linear).__name__}")
         approx = tt_svd(
-            linear.weight, in_dims, out_dims, cores=cores, max_bond=max_bond, rel_tol=rel_tol
+            linear.weight, in_dims, out_dims, cores=cores, max_bond=max_bond, rel_error=rel_error
         )
         bias = None if linear.bias is None else linear.bias.detach()
         return cls.from_mpo(approx.mpo, bias, **kwargs)
@@ -470,7 +470,7 @@ class MPOConv2d(MPOLayerBase):
         conv: nn.Conv2d,
         *,
         max_bond: int | None = None,
-        rel_tol: float | None = None,
+        rel_error: float | None = None,
         in_dims: Dims | None = None,
         out_dims: Dims | None = None,
         cores: int | None = None,
@@ -486,7 +486,9 @@ class MPOConv2d(MPOLayerBase):
                 f"{conv.groups}, padding_mode={conv.padding_mode!r}"
             )
         weight = conv.weight.detach().reshape(conv.out_channels, -1)
-        approx = tt_svd(weight, in_dims, out_dims, cores=cores, max_bond=max_bond, rel_tol=rel_tol)
+        approx = tt_svd(
+            weight, in_dims, out_dims, cores=cores, max_bond=max_bond, rel_error=rel_error
+        )
         bias = None if conv.bias is None else conv.bias.detach()
         return cls._from_geometry(approx.mpo, bias, conv, **kwargs)
 
