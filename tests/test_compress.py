@@ -39,7 +39,7 @@ def _sequential() -> nn.Sequential:
 
 @pytest.mark.parametrize(
     ("method", "settings"),
-    [("low_rank", {"rank": 10_000}), ("mpo", {"bond": 10_000})],
+    [("low_rank", {"rank": 10_000}), ("mpo", {"max_bond": 10_000})],
 )
 @pytest.mark.parametrize("build", [_sequential, Nested], ids=["sequential", "nested"])
 def test_full_rank_compression_keeps_the_outputs(method: str, settings: dict, build) -> None:
