@@ -25,7 +25,24 @@ WORKERS = Path(__file__).with_name("distributed_workers.py")
 
 
 def run_job(job: str, world: int = 2, timeout: float = 120.0) -> list[object]:
-    """Run ``job`` of ``distributed_workers.py`` on ``world`` ranks; return each rank's result."""
+    """Run ``job`` of ``distributed_workers.py`` on ``world`` ranks; return each rank's result.
+
+    A run whose ranks all die by SIGABRT from C++ (``terminate called without an active
+    exception``, no Python traceback) is run once more: seen once in CI on a cold virtual
+    environment, never reproduced in hundreds of runs since, and outside tnlayers' code (it is
+    raised by a C++ thread at process exit). Any other failure, or a second abort, fails.
+    """
+    try:
+        return _run_once(job, world, timeout)
+    except _RanksAbortedError:
+        return _run_once(job, world, timeout)
+
+
+class _RanksAbortedError(AssertionError):
+    pass
+
+
+def _run_once(job: str, world: int, timeout: float) -> list[object]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
@@ -69,11 +86,18 @@ def run_job(job: str, world: int = 2, timeout: float = 120.0) -> list[object]:
             for handle in handles:
                 handle.close()
         if failure is not None:
+            texts = [log.read_text() for log in logs]
             output = "\n".join(
-                f"--- rank {rank} (exit {p.returncode}) ---\n{log.read_text()}"
-                for rank, (p, log) in enumerate(zip(processes, logs, strict=True))
+                f"--- rank {rank} (exit {p.returncode}, result "
+                f"{'written' if (Path(tmp) / f'result-{rank}.pt').exists() else 'missing'}) ---\n"
+                f"{text}"
+                for rank, (p, text) in enumerate(zip(processes, texts, strict=True))
             )
-            raise AssertionError(f"distributed job {job!r}: {failure}\n{output}")
+            aborted = all(p.returncode == -6 for p in processes) and not any(
+                "Traceback" in text for text in texts
+            )
+            error = _RanksAbortedError if aborted else AssertionError
+            raise error(f"distributed job {job!r}: {failure}\n{output}")
         return [
             torch.load(Path(tmp) / f"result-{rank}.pt", weights_only=False) for rank in range(world)
         ]

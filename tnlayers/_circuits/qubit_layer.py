@@ -30,19 +30,30 @@ _FIXED_MATRICES = {
 }
 
 
+def _kron(
+    a: tuple[tuple[complex, ...], ...], b: tuple[tuple[complex, ...], ...]
+) -> list[list[complex]]:
+    return [[x * y for x in row_a for y in row_b] for row_a in a for row_b in b]
+
+
 @lru_cache(maxsize=64)
 def _constant(kind: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A fixed gate, or ``−i P`` of a rotation ``R_P(θ) = cos(θ/2) I + sin(θ/2) (−i P)``."""
+    """A fixed gate, or ``−i P`` of a rotation ``R_P(θ) = cos(θ/2) I + sin(θ/2) (−i P)``.
+
+    Built from Python numbers, so a real circuit never creates a complex tensor (compiled
+    graphs of real circuits then hold no complex operator).
+    """
     if kind in _FIXED_MATRICES:
-        matrix = torch.tensor(_FIXED_MATRICES[kind], dtype=torch.complex128)
+        entries: list[list[complex]] = [list(row) for row in _FIXED_MATRICES[kind]]
     else:
-        pauli = torch.tensor(_PAULI[kind[1]], dtype=torch.complex128)
-        if len(kind) == 3:  # rxx, ryy, rzz: the Pauli on both qubits
-            pauli = torch.kron(pauli, pauli)
-        matrix = -1j * pauli
+        pauli = _PAULI[kind[1]]
+        product = _kron(pauli, pauli) if len(kind) == 3 else [list(row) for row in pauli]
+        entries = [[-1j * value for value in row] for row in product]
     if not dtype.is_complex:
-        matrix = matrix.real
-    return matrix.to(dtype=dtype, device=device)
+        return torch.tensor(
+            [[complex(v).real for v in row] for row in entries], dtype=dtype, device=device
+        )
+    return torch.tensor(entries, dtype=dtype, device=device)
 
 
 def qubit_gate_tensors(
