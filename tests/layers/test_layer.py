@@ -12,7 +12,7 @@ from torch import nn
 import tnlayers
 from tnlayers import ArgumentTypeError, OptionError, ShapeError, TNLinear
 
-from .strategies import any_network
+from ..strategies import any_network
 
 # Batch sizes on both sides of the strategy switch for the networks generated here.
 BATCHES = [1, 3, 64, 2048]

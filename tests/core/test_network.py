@@ -8,7 +8,7 @@ from hypothesis import given
 import tnlayers
 from tnlayers import Network, NetworkSpecError
 
-from .strategies import any_network
+from ..strategies import any_network
 
 
 def two_core():

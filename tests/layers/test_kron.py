@@ -1,9 +1,9 @@
-"""QiMLP (Zhang et al. 2025): Kronecker layers, nearest Kronecker sums, models, correlation."""
+"""QiMLP (Zhang et al.) layers: KronLinear against the explicit Kronecker sum, biases, factor
+rule, init, and the paper's models."""
 
 from __future__ import annotations
 
 import io
-import itertools
 import math
 
 import pytest
@@ -14,7 +14,6 @@ from torch import nn
 
 import tnlayers
 from tnlayers import KronLinear, nearest_kronecker
-from tnlayers.analysis import strong_correlation, von_neumann_entropy
 from tnlayers.models import MLP, QiMLP
 
 F64 = torch.float64
@@ -46,7 +45,6 @@ kron_shapes = st.integers(2, 4).flatmap(
 )
 
 
-# ---------------------------------------------------------------------- the layer
 @given(kron_shapes, st.sampled_from(["sequential", "materialise"]))
 def test_layer_equals_explicit_kron_sum_plus_bias(shape, strategy):
     ins, outs, terms, seed = shape
@@ -135,44 +133,6 @@ def test_sequential_path_is_cheaper_than_dense_for_two_bodies():
     assert report.strategy == "sequential"
 
 
-# ---------------------------------------------------------------------- nearest Kronecker
-@given(kron_shapes)
-def test_nearest_kronecker_recovers_an_exact_sum(shape):
-    ins, outs, terms, seed = shape
-    gen = torch.Generator().manual_seed(seed)
-    factors = [
-        torch.randn(terms, p, q, dtype=F64, generator=gen) for p, q in zip(ins, outs, strict=True)
-    ]
-    weight = _explicit(factors)
-    approx = nearest_kronecker(weight, ins, outs, terms)
-    assert approx.error < 1e-10
-    torch.testing.assert_close(approx.to_dense(), weight, rtol=1e-8, atol=1e-8)
-
-
-@pytest.mark.parametrize(("ins", "outs"), [((6, 5), (4, 6)), ((3, 4, 2), (2, 3, 3))])
-def test_nearest_kronecker_error_is_exact_and_non_increasing(ins, outs):
-    gen = torch.Generator().manual_seed(1)
-    weight = torch.randn(math.prod(outs), math.prod(ins), dtype=F64, generator=gen)
-    errors = []
-    for terms in range(1, 7):
-        approx = nearest_kronecker(weight, ins, outs, terms)
-        direct = torch.linalg.norm(approx.to_dense() - weight) / torch.linalg.norm(weight)
-        assert approx.error == pytest.approx(float(direct), abs=1e-12)
-        errors.append(approx.error)
-    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(errors))
-
-
-def test_two_body_nearest_kronecker_is_the_svd_optimum():
-    gen = torch.Generator().manual_seed(2)
-    weight = torch.randn(20, 12, dtype=F64, generator=gen)
-    # Rearranged: rows (i1, j1), columns (i2, j2); its singular values bound every K-term fit.
-    rearranged = weight.reshape(4, 5, 3, 4).permute(2, 0, 3, 1).reshape(12, 20)
-    s = torch.linalg.svdvals(rearranged)
-    for terms in (1, 2, 5):
-        optimum = float(s[terms:].pow(2).sum().sqrt() / s.pow(2).sum().sqrt())
-        assert nearest_kronecker(weight, (3, 4), (4, 5), terms).error == pytest.approx(optimum)
-
-
 def test_from_linear_copies_bias_and_matches_nearest_kronecker():
     torch.manual_seed(0)
     linear = nn.Linear(36, 24, dtype=F64)
@@ -190,7 +150,6 @@ def test_from_linear_copies_bias_and_matches_nearest_kronecker():
     torch.testing.assert_close(exact(x), linear(x), rtol=1e-9, atol=1e-9)
 
 
-# ---------------------------------------------------------------------- models
 def _count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -227,75 +186,3 @@ def test_models_run_and_the_mlp_drops_out_its_logits():
     ]
     with pytest.raises(tnlayers.OptionError, match="bodies in"):
         QiMLP(4, dataset="cifar")
-
-
-# ---------------------------------------------------------------------- strong correlation
-def test_entropy_of_pure_and_maximally_mixed_states():
-    v = torch.randn(6, dtype=F64)
-    pure = torch.outer(v, v) / v.dot(v)
-    assert float(von_neumann_entropy(pure)) == pytest.approx(0.0, abs=1e-12)
-    for d in (2, 5, 28):
-        mixed = torch.eye(d, dtype=F64) / d
-        assert float(von_neumann_entropy(mixed)) == pytest.approx(math.log(d), abs=1e-12)
-
-
-def test_product_state_has_no_total_correlation_and_c_is_minus_the_mixture_entropy():
-    gen = torch.Generator().manual_seed(3)
-    a, b = torch.randn(50, 7, generator=gen), torch.randn(50, 7, generator=gen)
-    y = torch.einsum("na,nb->nab", a, b).reshape(50, 49)
-    result = strong_correlation(y, (7, 7))
-    assert torch.all(result.total.abs() < 1e-10)
-    a_hat = a.double() / a.double().norm(dim=1, keepdim=True)
-    b_hat = b.double() / b.double().norm(dim=1, keepdim=True)
-    mix = 0.5 * (
-        torch.einsum("na,nb->nab", a_hat, a_hat) + torch.einsum("na,nb->nab", b_hat, b_hat)
-    )
-    torch.testing.assert_close(result.strong, -von_neumann_entropy(mix))
-    assert result.strong_fraction == 0.0
-
-
-@given(st.integers(0, 1000), st.sampled_from([(4, 4), (3, 5), (6, 2)]))
-def test_correlation_identities(seed, dims):
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.randn(20, dims[0] * dims[1], generator=gen)
-    result = strong_correlation(y, dims)
-    torch.testing.assert_close(result.entropy_a, result.entropy_b)  # same non-zero spectrum
-    assert torch.all(result.entropy_ab == 0)  # ρ_AB is pure
-    torch.testing.assert_close(result.total, 2 * result.entropy_a)
-    s_e = result.entropy_a
-    assert torch.all(result.strong <= s_e + 1e-10)
-    assert torch.all(result.strong >= s_e - math.log(2) - 1e-10)
-
-
-def test_random_vectors_are_strongly_correlated_and_the_product_reading_never_is():
-    y = torch.randn(100, 784, generator=torch.Generator().manual_seed(4))
-    result = strong_correlation(y, (28, 28))
-    assert float(result.strong.mean()) == pytest.approx(2.6, abs=0.1)
-    product = strong_correlation(y[:10], (28, 28), reading="product", steps=50)
-    assert torch.all(product.total.abs() < 1e-9)
-    assert torch.all(product.strong <= 0)
-
-
-def test_correlation_report_covers_hidden_two_body_layers(tmp_path):
-    model = QiMLP(2)
-    report = tnlayers.analysis.correlation_report(model, torch.rand(64, 784))
-    assert list(report) == ["layers.0", "layers.2"]
-    assert all(r.strong.shape == (64,) for r in report.values())
-    fig = tnlayers.analysis.plot_correlation(report, tmp_path / "sc.png")
-    assert (tmp_path / "sc.png").stat().st_size > 0 and len(fig.axes) == 2
-    with pytest.raises(ValueError, match="no hidden two-body"):
-        tnlayers.analysis.correlation_report(QiMLP(3), torch.rand(4, 784))
-    with pytest.raises(tnlayers.ShapeError, match=r"\(samples, 4·4 = 16\)"):
-        strong_correlation(torch.randn(3, 15), (4, 4))
-
-
-def test_correlation_report_skips_dead_outputs():
-    model = QiMLP(2)
-    x = torch.rand(6, 784)
-    with torch.no_grad():  # layer 1 outputs only its bias, -1 everywhere: relu kills it
-        model.layers[0].tensors["body1"].zero_()
-        model.layers[0].bias_factors[0].fill_(1.0)
-        model.layers[0].bias_factors[1].fill_(-1.0)
-    report = tnlayers.analysis.correlation_report(model, x, activation=torch.relu)
-    assert report["layers.0"].skipped == 6
-    assert report["layers.0"].strong.numel() == 0

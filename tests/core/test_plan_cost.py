@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import tnlayers
 from tnlayers import OptionError
 
-from .strategies import any_network
+from ..strategies import any_network
 
 
 @given(any_network, st.sampled_from([1, 7, 64, 1024]))
