@@ -69,10 +69,10 @@ def test_layer_equals_explicit_kron_sum_plus_bias(shape, strategy):
 
 
 def test_dense_bias_and_no_bias():
-    full = KronLinear(12, 6, in_dims=(3, 4), out_dims=(2, 3), bias="full", dtype=F64)
+    full = KronLinear(12, 6, in_dims=(3, 4), out_dims=(2, 3), bias_form="full", dtype=F64)
     x = torch.randn(4, 12, dtype=F64)
     torch.testing.assert_close(full(x), x @ full.to_dense().T + full.bias)
-    none = KronLinear(12, 6, in_dims=(3, 4), out_dims=(2, 3), bias="none", dtype=F64)
+    none = KronLinear(12, 6, in_dims=(3, 4), out_dims=(2, 3), bias=False, dtype=F64)
     torch.testing.assert_close(none(x), x @ none.to_dense().T)
     assert none.kron_bias() is None and none.bias is None
 
@@ -91,8 +91,10 @@ def test_factor_rule_and_counts():
 def test_errors_name_sizes_and_zero_bias_warns():
     with pytest.raises(tnlayers.ShapeError, match=r"in_dims \(28, 27\) multiply to 756"):
         KronLinear(784, 784, in_dims=(28, 27), out_dims=(28, 28))
-    with pytest.raises(tnlayers.OptionError, match="unknown bias"):
-        KronLinear(16, 16, bias="dense")  # type: ignore[arg-type]
+    with pytest.raises(tnlayers.OptionError, match="unknown bias_form 'dense'"):
+        KronLinear(16, 16, bias_form="dense")  # type: ignore[arg-type]
+    with pytest.raises(tnlayers.ArgumentTypeError, match="bias must be True or False.*bias_form"):
+        KronLinear(16, 16, bias="kron")  # type: ignore[arg-type]
     with pytest.warns(UserWarning, match="stays zero for ever"):
         layer = KronLinear(16, 16, bias_init="zeros")
     # ... and indeed it never moves: each factor's gradient is a product with the other, zero one.
@@ -141,7 +143,7 @@ def test_from_linear_copies_bias_and_matches_nearest_kronecker():
     torch.testing.assert_close(layer.to_dense(), expected.to_dense())
     torch.testing.assert_close(layer.bias, linear.bias)
     kron_bias = KronLinear.from_linear(
-        linear, 2, in_dims=(6, 6), out_dims=(4, 6), bias_mode="kron"
+        linear, 2, in_dims=(6, 6), out_dims=(4, 6), bias_form="kron"
     ).kron_bias()
     best = nearest_kronecker(linear.bias.detach()[:, None], (1, 1), (4, 6)).to_dense()[:, 0]
     torch.testing.assert_close(kron_bias, best)
@@ -160,7 +162,7 @@ def test_mnist_parameter_counts_match_the_paper():
     assert _count(QiMLP(4, out_dims=(1, 2, 5, 1))) == 349  # the released script
     assert [_count(QiMLP(2, k)) for k in (1, 2, 3, 4)] == [3_451, 6_783, 10_115, 13_447]
     assert [_count(QiMLP(3, k)) for k in (1, 2, 3, 4)] == [769, 1_470, 2_171, 2_872]
-    sweep_4b = [_count(QiMLP(4, k, bias="full", out_dims=(1, 2, 5, 1))) for k in (1, 2, 3, 4)]
+    sweep_4b = [_count(QiMLP(4, k, bias_form="full", out_dims=(1, 2, 5, 1))) for k in (1, 2, 3, 4)]
     assert sweep_4b == [1_874, 2_170, 2_466, 2_762]
     assert _count(MLP("mnist")) / _count(QiMLP(2)) > 200
 

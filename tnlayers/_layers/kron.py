@@ -19,7 +19,7 @@ from .linear import TNLinear
 
 __all__ = ["KronLinear"]
 
-BiasMode = Literal["kron", "full", "none"]
+BiasForm = Literal["kron", "full"]
 KronInit = Literal["variance", "paper"]
 
 
@@ -44,10 +44,12 @@ class KronLinear(TNLinear):
         fine). Default: QiMLP's rule, every factor as large as possible
         (784 → (28, 28), (7, 7, 16), (4, 4, 7, 7)).
     bias
-        ``"kron"``: ``b = β_1 ⊗ … ⊗ β_M`` (eq. 3, ``Σ q_m`` parameters, in ``bias_factors``);
-        ``"full"``: a dense bias of ``out_features`` (the released code); ``"none"``.
+        Add a learnable bias (as ``nn.Linear``'s ``bias``).
+    bias_form
+        ``"kron"`` (default): ``b = β_1 ⊗ … ⊗ β_M`` (eq. 3, ``Σ q_m`` parameters, in
+        ``bias_factors``); ``"full"``: a dense bias of ``out_features`` (the released code).
     bias_init
-        For ``bias="kron"``: ``"normal"`` (``N(0, 0.1²)``, default) or ``"zeros"``. A zero
+        For ``bias_form="kron"``: ``"normal"`` (``N(0, 0.1²)``, default) or ``"zeros"``. A zero
         Kronecker bias of two or more factors never moves: each factor's gradient is a product
         with the other, zero, factors. ``"zeros"`` therefore warns.
     init
@@ -75,18 +77,23 @@ class KronLinear(TNLinear):
         self,
         in_features: int,
         out_features: int,
+        bias: bool = True,
         *,
         bodies: int = 2,
         terms: int = 1,
         in_dims: Dims | None = None,
         out_dims: Dims | None = None,
-        bias: BiasMode = "kron",
+        bias_form: BiasForm = "kron",
         bias_init: Literal["normal", "zeros"] = "normal",
         init: KronInit = "variance",
         **kwargs: Any,
     ) -> None:
-        if bias not in ("kron", "full", "none"):
-            raise OptionError(f"unknown bias {bias!r}; choose 'kron', 'full' or 'none'")
+        if not isinstance(bias, bool):
+            raise ArgumentTypeError(
+                f"bias must be True or False, got {bias!r} (the bias's form is bias_form=)"
+            )
+        if bias_form not in ("kron", "full"):
+            raise OptionError(f"unknown bias_form {bias_form!r}; choose 'kron' or 'full'")
         if bias_init not in ("normal", "zeros"):
             raise OptionError(f"unknown bias_init {bias_init!r}; choose 'normal' or 'zeros'")
         if init not in ("variance", "paper"):
@@ -109,19 +116,20 @@ class KronLinear(TNLinear):
                     f"{side}_dims {legs} multiply to {math.prod(legs)}, but {side}_features is "
                     f"{features}: Kronecker factors must multiply to the feature size exactly"
                 )
-        if bias == "kron" and bias_init == "zeros" and len(network.out_dims) > 1:
+        kron_bias = bias and bias_form == "kron"
+        if kron_bias and bias_init == "zeros" and len(network.out_dims) > 1:
             warnings.warn(
                 "a zero-initialised Kronecker bias of several factors stays zero for ever (each "
                 "factor's gradient is a product with the other, zero, factors); use "
-                "bias_init='normal' or bias='full'",
+                "bias_init='normal' or bias_form='full'",
                 UserWarning,
                 stacklevel=2,
             )
-        super().__init__(network, bias=bias == "full", init=init, **kwargs)
+        super().__init__(network, bias=bias and bias_form == "full", init=init, **kwargs)
         self.terms = terms
-        self._bias_mode: BiasMode = bias
+        self.bias_form: BiasForm | None = bias_form if bias else None
         self._bias_init = bias_init
-        if bias == "kron":
+        if kron_bias:
             dtype, device, _ = self._tensor_info()
             self.bias_factors = nn.ParameterList(
                 [nn.Parameter(torch.empty(q, dtype=dtype, device=device)) for q in network.out_dims]
@@ -129,11 +137,6 @@ class KronLinear(TNLinear):
             self._reset_bias_factors(kwargs.get("generator"))
 
     # ------------------------------------------------------------------ parameters
-    @property
-    def bias_mode(self) -> BiasMode:
-        """``"kron"``, ``"full"`` or ``"none"``."""
-        return self._bias_mode
-
     INITS = ("variance", "paper")
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -158,8 +161,8 @@ class KronLinear(TNLinear):
                     beta.normal_(0.0, 0.1, generator=generator)
 
     def kron_bias(self) -> torch.Tensor | None:
-        """The bias vector ``β_1 ⊗ … ⊗ β_M`` (``bias="kron"``), else ``None``."""
-        if self._bias_mode != "kron":
+        """The bias vector ``β_1 ⊗ … ⊗ β_M`` (``bias_form="kron"``), else ``None``."""
+        if self.bias_form != "kron":
             return None
         factors = list(self.bias_factors)
         out = factors[0]
@@ -168,7 +171,7 @@ class KronLinear(TNLinear):
         return out
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", terms={self.terms}, bias_mode={self._bias_mode!r}"
+        return super().extra_repr() + f", terms={self.terms}, bias_form={self.bias_form!r}"
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,7 +187,7 @@ class KronLinear(TNLinear):
         approximation: KroneckerApproximation,
         bias: torch.Tensor | None = None,
         *,
-        bias_mode: BiasMode = "full",
+        bias_form: BiasForm = "full",
         **kwargs: Any,
     ) -> KronLinear:
         """A layer holding the factors of a [`nearest_kronecker`][tnlayers.nearest_kronecker]
@@ -192,18 +195,19 @@ class KronLinear(TNLinear):
         network = approximation.network
         first = approximation.factors[0]
         kwargs = {"dtype": first.dtype, "device": first.device, **kwargs}
-        mode: BiasMode = "none" if bias is None else bias_mode
+
         layer = cls(
             network.in_features,
             network.out_features,
             terms=first.shape[0],
             in_dims=network.in_dims,
             out_dims=network.out_dims,
-            bias=mode,
+            bias=bias is not None,
+            bias_form=bias_form,
             **kwargs,
         )
-        layer._copy_values(approximation.tensors(), bias if mode == "full" else None)
-        if mode == "kron":
+        layer._copy_values(approximation.tensors(), bias if bias_form == "full" else None)
+        if bias is not None and bias_form == "kron":
             assert bias is not None
             ones = (1,) * len(network.out_dims)
             fit = nearest_kronecker(bias.detach()[:, None], ones, network.out_dims)
@@ -238,7 +242,7 @@ class KronLinear(TNLinear):
         bodies: int = 2,
         in_dims: Sequence[int] | None = None,
         out_dims: Sequence[int] | None = None,
-        bias_mode: BiasMode = "full",
+        bias_form: BiasForm = "full",
         **kwargs: Any,
     ) -> KronLinear:
         """A Kronecker layer initialised from a trained ``nn.Linear`` by
@@ -253,4 +257,4 @@ class KronLinear(TNLinear):
             bodies=bodies if in_dims is None and out_dims is None else None,
         )
         bias = None if linear.bias is None else linear.bias.detach()
-        return cls.from_approximation(approximation, bias, bias_mode=bias_mode, **kwargs)
+        return cls.from_approximation(approximation, bias, bias_form=bias_form, **kwargs)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
 
 from .._core.errors import OptionError
-from .._layers.kron import BiasMode, KronInit, KronLinear
+from .._layers.kron import BiasForm, KronInit, KronLinear
 
 __all__ = ["MLP", "QiMLP"]
 
@@ -74,7 +74,7 @@ class QiMLP(nn.Module):
         ``K``, the number of Kronecker products per layer.
     dataset
         ``"mnist"`` (784-784-784-10) or ``"cifar"`` (3072 ×4, then 10).
-    bias
+    bias_form
         ``"kron"`` or ``"full"``; default: what the paper's counts imply for the data set.
     out_dims
         Output factor sizes of the last layer (e.g. the released 4-body script's
@@ -97,7 +97,7 @@ class QiMLP(nn.Module):
         terms: int = 1,
         *,
         dataset: Dataset = "mnist",
-        bias: BiasMode | None = None,
+        bias_form: BiasForm | None = None,
         out_dims: tuple[int, ...] | None = None,
         init: KronInit = "paper",
         bias_init: Literal["normal", "zeros"] = "normal",
@@ -109,7 +109,7 @@ class QiMLP(nn.Module):
             raise OptionError(f"{dataset} QiMLP comes with bodies in {known}, got {bodies!r}")
         ins, hidden, outs, default_bias = CONFIGS[(dataset, bodies)]
         outs = outs if out_dims is None else tuple(out_dims)
-        mode: BiasMode = bias or default_bias  # type: ignore[assignment]
+        form = cast(BiasForm, bias_form or default_bias)
         depth = DEPTH[dataset]
         layers: list[nn.Module] = []
         width = FEATURES[dataset]
@@ -122,7 +122,7 @@ class QiMLP(nn.Module):
                     terms=terms,
                     in_dims=ins if first else hidden,
                     out_dims=outs if last else hidden,
-                    bias=mode,
+                    bias_form=form,
                     bias_init=bias_init,
                     init=init,
                 )
