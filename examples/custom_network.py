@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 import tnlayers
 from tnlayers.data import load_mnist_5k
@@ -49,11 +48,11 @@ def main() -> None:
     model = nn.Sequential(tnlayers.TNLinear(net), nn.ReLU(), nn.Linear(256, 10))
     print(tnlayers.summary(model, batch=100))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in tqdm(range(steps), desc="training", mininterval=0.5):
-        idx = torch.randint(0, len(x_train), (100,), generator=torch.Generator().manual_seed(step))
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x_train[idx]), y_train[idx]).backward()
-        opt.step()
+    epochs = -(-steps * 100 // len(x_train))  # enough passes for `steps` minibatches of 100
+    tnlayers.training.fit(
+        model, x_train, y_train, opt, epochs=epochs, batch=100, max_steps=steps,
+        generator=torch.Generator().manual_seed(0), progress=True,
+    )  # fmt: skip
     model.eval()
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()

@@ -138,19 +138,10 @@ def train(
             )
     gen = torch.Generator().manual_seed(seed)
     batch = settings.batch or len(x_train)
-    for _ in range(settings.epochs):
-        order = torch.randperm(len(x_train), generator=gen)
-        for start in range(0, len(x_train), batch):
-            idx = order[start : start + batch]
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(x_train[idx]), y_train[idx])
-            if not torch.isfinite(loss):
-                break  # diverged: the report below says so
-            loss.backward()
-            optimizer.step()
-        else:
-            continue
-        break
+    # A divergence stops training; the report below says so.
+    tnlayers.training.fit(
+        model, x_train, y_train, optimizer, epochs=settings.epochs, batch=batch, generator=gen
+    )
     report = tnlayers.analysis.classification_report(model, x_test, y_test)
     if handle is not None:
         handle.remove()

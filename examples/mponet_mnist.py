@@ -104,27 +104,21 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.99 ** (step / steps_per_epoch))
     gen = torch.Generator().manual_seed(seed)
     best_dev, best_epoch, test_at_best, test_best, test_last = -1.0, 0, 0.0, 0.0, 0.0
-    diverged = False
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(len(x_train), generator=gen)
-        for start in range(0, len(x_train), 100):
-            idx = order[start : start + 100]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x_train[idx]), y_train[idx])
-            if not torch.isfinite(loss):
-                diverged = True
-                break
-            loss.backward()
-            opt.step()
-            schedule.step()
+
+    def evaluate(epoch: int) -> None:
+        nonlocal best_dev, best_epoch, test_at_best, test_best, test_last
         bar.update(1)
-        if diverged:
-            bar.update(epochs - epoch)
-            break
         dev, test_last = accuracy(model, x_dev, y_dev), accuracy(model, x_test, y_test)
         test_best = max(test_best, test_last)
         if dev > best_dev:
             best_dev, best_epoch, test_at_best = dev, epoch, test_last
+
+    fitted = tnlayers.training.fit(
+        model, x_train, y_train, opt, epochs=epochs, batch=100, scheduler=schedule,
+        generator=gen, on_epoch=evaluate,
+    )  # fmt: skip
+    diverged = fitted.diverged
+    bar.update(epochs - len(fitted.losses))  # the epochs a divergence cut short
     entropies = [
         m.entanglement_entropy().tolist()
         for m in model.modules()

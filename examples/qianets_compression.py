@@ -73,7 +73,7 @@ def run(name: str, build, split, args, seed: int, bar: tqdm) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     base = build()
-    fit = tnlayers.compression.fine_tune(
+    fit = tnlayers.training.fine_tune(
         base, x_train, y_train, x_test, y_test, epochs=args.epochs, lr=2e-3, batch=64,
         weight_decay=1e-4, generator=gen, progress=False,
     )  # fmt: skip
@@ -97,7 +97,7 @@ def run(name: str, build, split, args, seed: int, bar: tqdm) -> dict:
     for label, model in variants.items():
         if label == "baseline":
             continue
-        tuned = tnlayers.compression.fine_tune(
+        tuned = tnlayers.training.fine_tune(
             model, x_train, y_train, x_test, y_test, epochs=args.tune_epochs, lr=1e-3, batch=64,
             weight_decay=1e-4, generator=gen, progress=False,
         )  # fmt: skip

@@ -103,17 +103,18 @@ def train(job: Job) -> tuple[Run, dict[str, tnlayers.analysis.Correlation] | Non
     gen = torch.Generator().manual_seed(job.seed)
     best_dev, best_epoch, test_at_best, test_last = -1.0, 0, 0.0, 0.0
     best_state = None
-    for epoch in range(1, job.epochs + 1):
-        order = torch.randperm(len(x_train), generator=gen)
-        for start in range(0, len(x_train), 50):
-            idx = order[start : start + 50]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x_train[idx]), y_train[idx]).backward()
-            opt.step()
+
+    def evaluate(epoch: int) -> None:
+        nonlocal best_dev, best_epoch, test_at_best, test_last, best_state
         dev, test_last = accuracy(model, x_dev, y_dev), accuracy(model, x_test, y_test)
         if dev > best_dev:
             best_dev, best_epoch, test_at_best = dev, epoch, test_last
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    tnlayers.training.fit(
+        model, x_train, y_train, opt, epochs=job.epochs, batch=50, generator=gen,
+        on_epoch=evaluate,
+    )  # fmt: skip
     if best_state is not None:
         model.load_state_dict(best_state)  # analyse the model that is reported
     name = "MLP" if job.bodies == 0 else f"{job.bodies}b"

@@ -5,8 +5,8 @@ inspect its [`cost`][tnlayers.cost], and train it as a [`TNLinear`][tnlayers.TNL
 
 The top level holds what a user meets first. The rest lives in four namespaces:
 ``tnlayers.circuits``, ``tnlayers.compression``, ``tnlayers.analysis`` and, for advanced use,
-``tnlayers.contraction``; datasets in ``tnlayers.data`` and the papers' models in
-``tnlayers.models``.
+``tnlayers.contraction``; datasets in ``tnlayers.data``, the papers' models in
+``tnlayers.models`` and the shared training loop in ``tnlayers.training``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -17,6 +17,7 @@ from . import compression as compression
 from . import contraction as contraction
 from . import data as data
 from . import models as models
+from . import training as training
 from ._analysis.summary import compression_ratio as compression_ratio
 from ._analysis.summary import summary as summary
 from ._circuits.declare import GivensCircuit as GivensCircuit
@@ -98,5 +99,6 @@ __all__ = [
     "plan",
     "summary",
     "to_tensornetwork",
+    "training",
     "tt_svd",
 ]

@@ -1,5 +1,6 @@
 """Dense → network: compress trained models, decompose single weights (TT-SVD, nearest Kronecker
-sums, truncated SVD), QIANets' pruning and annealed factorisation, and fine-tuning.
+sums, truncated SVD), QIANets' pruning and annealed factorisation (fine-tuning is in
+``tnlayers.training``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from ._decompose.compress import LayerCompression as LayerCompression
 from ._decompose.compress import LowRankConv2d as LowRankConv2d
 from ._decompose.compress import compress as compress
 from ._decompose.compress import truncated_svd as truncated_svd
-from ._decompose.finetune import FineTuneResult as FineTuneResult
-from ._decompose.finetune import evaluate_accuracy as evaluate_accuracy
-from ._decompose.finetune import fine_tune as fine_tune
 from ._decompose.kron import KroneckerApproximation as KroneckerApproximation
 from ._decompose.kron import nearest_kronecker as nearest_kronecker
 from ._decompose.mpo import MPO as MPO
@@ -27,15 +25,12 @@ __all__ = [
     "AnnealedFactors",
     "Approximation",
     "CompressionReport",
-    "FineTuneResult",
     "KroneckerApproximation",
     "LayerCompression",
     "LowRankConv2d",
     "PruningReport",
     "anneal_factorize",
     "compress",
-    "evaluate_accuracy",
-    "fine_tune",
     "nearest_kronecker",
     "qianets_prune",
     "truncated_svd",

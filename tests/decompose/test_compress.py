@@ -258,7 +258,7 @@ def test_fine_tune_improves_accuracy_and_keeps_masks() -> None:
     model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
     tnlayers.compression.qianets_prune(model, 0.5, types=(nn.Linear,), p_entangle=0.0)
     mask = model[0].weight_mask.clone()
-    result = tnlayers.compression.fine_tune(
+    result = tnlayers.training.fine_tune(
         model, x, y, x, y, epochs=20, lr=0.01, batch=50, progress=False
     )
     assert result.accuracy_after > result.accuracy_before

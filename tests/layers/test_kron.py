@@ -93,7 +93,7 @@ def test_errors_name_sizes_and_zero_bias_warns():
         KronLinear(784, 784, in_dims=(28, 27), out_dims=(28, 28))
     with pytest.raises(tnlayers.OptionError, match="unknown bias_form 'dense'"):
         KronLinear(16, 16, bias_form="dense")  # type: ignore[arg-type]
-    with pytest.raises(tnlayers.ArgumentTypeError, match="bias must be True or False.*bias_form"):
+    with pytest.raises(tnlayers.ArgumentTypeError, match=r"bias must be True or False.*bias_form"):
         KronLinear(16, 16, bias="kron")  # type: ignore[arg-type]
     with pytest.warns(UserWarning, match="stays zero for ever"):
         layer = KronLinear(16, 16, bias_init="zeros")
