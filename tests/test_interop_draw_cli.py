@@ -19,14 +19,14 @@ from .strategies import any_network
 @given(any_network)
 def test_tensornetwork_round_trip_preserves_the_weight(net):
     layer = TNLinear(net, dtype=torch.float64)
-    nodes, inputs, outputs = tnlayers.to_tensornetwork(net, layer.tensors)
+    nodes, inputs, outputs = tnlayers.contraction.to_tensornetwork(net, layer.tensors)
     # Contracting the exported nodes with tensornetwork gives the same dense weight.
     result = tn.contractors.auto(list(nodes.values()), output_edge_order=[*outputs, *inputs])
     dense = np.asarray(result.tensor).reshape(net.padded_out_features, net.padded_in_features)
     dense = dense[: net.out_features, : net.in_features]
     np.testing.assert_allclose(dense, layer.to_dense().detach().numpy(), atol=1e-12)
-    nodes, inputs, outputs = tnlayers.to_tensornetwork(net, layer.tensors)
-    imported, values = tnlayers.from_tensornetwork(
+    nodes, inputs, outputs = tnlayers.contraction.to_tensornetwork(net, layer.tensors)
+    imported, values = tnlayers.contraction.from_tensornetwork(
         list(nodes.values()),
         inputs,
         outputs,

@@ -35,8 +35,6 @@ from ._core.errors import NetworkSpecError as NetworkSpecError
 from ._core.errors import OptionError as OptionError
 from ._core.errors import ShapeError as ShapeError
 from ._core.errors import TNLayersError as TNLayersError
-from ._core.interop import from_tensornetwork as from_tensornetwork
-from ._core.interop import to_tensornetwork as to_tensornetwork
 from ._core.network import Network as Network
 from ._core.plan import plan as plan
 from ._decompose.compress import CompressionReport as CompressionReport
@@ -90,7 +88,6 @@ __all__ = [
     "cost",
     "data",
     "draw",
-    "from_tensornetwork",
     "kronecker",
     "low_rank",
     "models",
@@ -98,7 +95,6 @@ __all__ = [
     "nearest_kronecker",
     "plan",
     "summary",
-    "to_tensornetwork",
     "training",
     "tt_svd",
 ]

@@ -1,5 +1,6 @@
 """Contraction internals for advanced users: plans, steps, machine models, compiled programs,
-the strategy decision, factorisation of sizes and the variance-preserving initialisation.
+the strategy decision, factorisation of sizes, the variance-preserving initialisation, and
+interop with the TensorNetwork library.
 
 Most users need only [`tnlayers.plan`][tnlayers.plan] and [`tnlayers.cost`][tnlayers.cost];
 this namespace is for writing executors, checking paths and tuning the machine model.
@@ -11,6 +12,8 @@ from ._core.cost import StrategyCost as StrategyCost
 from ._core.factorize import Factorization as Factorization
 from ._core.factorize import factorize as factorize
 from ._core.factorize import kronecker_factors as kronecker_factors
+from ._core.interop import from_tensornetwork as from_tensornetwork
+from ._core.interop import to_tensornetwork as to_tensornetwork
 from ._core.plan import Contraction as Contraction
 from ._core.plan import MachineModel as MachineModel
 from ._core.plan import Plan as Plan
@@ -37,8 +40,10 @@ __all__ = [
     "compile_contraction",
     "contract_weight",
     "factorize",
+    "from_tensornetwork",
     "kronecker_factors",
     "plan",
     "run_program",
+    "to_tensornetwork",
     "variance_preserving_",
 ]
