@@ -2,7 +2,7 @@
 
 Rows: LeNet-5's two convolutions (1→6, 5×5, same padding, 28×28; 6→16, 5×5, 14×14) with the
 kernel as an MPO of bond D. For each: ``nn.Conv2d`` (the reference), ``MPOConv2d`` with its
-automatic strategy, and with each strategy forced (*materialise*: ``F.conv2d`` on the contracted
+automatic strategy, and with each strategy forced (*materialize*: ``F.conv2d`` on the contracted
 kernel; *sequential*: the MPO applied to the unfolded input). Forward is timed in eval mode under
 ``no_grad`` (the kernel is cached there), forward+backward in training mode.
 
@@ -34,7 +34,7 @@ def run(passes: int, budget: float, batch: int, device: str) -> list[str]:
         x = torch.randn(batch, geometry["in_channels"], size, size, device=device)
         dense = nn.Conv2d(kernel_size=5, **geometry).to(device)
         layers = {"dense": dense}
-        for strategy in ("auto", "materialise", "sequential"):
+        for strategy in ("auto", "materialize", "sequential"):
             layers[strategy] = tnlayers.MPOConv2d(
                 kernel_size=5, bond=bond, strategy=strategy, cores=2, device=device, **geometry
             )

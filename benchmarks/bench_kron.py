@@ -3,7 +3,7 @@
 Rows: 2-, 3- and 4-body 784→784 layers (QiMLP's factors (28, 28), (7, 7, 16), (4, 4, 7, 7)),
 K ∈ {1, 4} Kronecker terms, batch 64 and 1024. For each: ``nn.Linear`` (the reference),
 ``KronLinear`` with its automatic strategy, and with each strategy forced (*sequential*: one mode
-product per body, never forming W; *materialise*: W then one GEMM). Forward is timed in eval mode
+product per body, never forming W; *materialize*: W then one GEMM). Forward is timed in eval mode
 under ``no_grad`` (W cached), forward+backward in training mode. "auto/best" divides the automatic
 layer's time by the faster forced one.
 
@@ -30,7 +30,7 @@ def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> No
     for bodies in BODIES:
         for terms in TERMS:
             layers: dict[str, nn.Module] = {"dense": nn.Linear(784, 784).to(device)}
-            for strategy in ("auto", "sequential", "materialise"):
+            for strategy in ("auto", "sequential", "materialize"):
                 layers[strategy] = tnlayers.KronLinear(
                     784, 784, bodies=bodies, terms=terms, strategy=strategy, device=device
                 )
@@ -39,11 +39,11 @@ def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> No
                 x = torch.randn(batch, 784, device=device)
                 for backward in (False, True):
                     best = best_of_passes(layers, x, backward, passes, budget, device)
-                    forced = min(best["sequential"], best["materialise"])
+                    forced = min(best["sequential"], best["materialize"])
                     chosen = layers["auto"].chosen_strategy(batch, training=backward)
                     cells = " | ".join(
                         f"{name[:4]} {best[name] / best['dense']:5.2f}×"
-                        for name in ("auto", "sequential", "materialise")
+                        for name in ("auto", "sequential", "materialize")
                     )
                     print(
                         f"{bodies}-body {dims!s:<14} K={terms} B={batch:<5} "

@@ -96,7 +96,7 @@ def implementations(net: tnlayers.Network, peer: dict | None, batch: int):
     for name, strategy in (
         ("tnl auto", "auto"),
         ("tnl seq", "sequential"),
-        ("tnl mat", "materialise"),
+        ("tnl mat", "materialize"),
     ):
         layer = tnlayers.TNLinear(net, strategy=strategy)
         chosen = layer.chosen_strategy(batch, training=True) if strategy == "auto" else strategy
@@ -179,7 +179,7 @@ def format_row(row: dict) -> str:
     # The goal compares the chosen strategy with the better one, both timed as forced layers in
     # the same pass (comparing the separate "auto" layer would add run-to-run noise).
     t = row["times"]
-    forced = {"sequential": t["tnl seq"], "materialise": t["tnl mat"]}
+    forced = {"sequential": t["tnl seq"], "materialize": t["tnl mat"]}
     cells.append(
         f"auto={row['chosen'][:3]} chosen/best {forced[row['chosen']] / min(forced.values()):4.2f}"
     )
@@ -216,9 +216,9 @@ def overhead(budget: float) -> dict[str, float]:
 
 
 def cached_inference(budget: float) -> tuple[float, float]:
-    """Eval-mode forward with the cached materialised weight vs nn.Linear, batch 1024."""
+    """Eval-mode forward with the cached materialized weight vs nn.Linear, batch 1024."""
     net = tnlayers.mpo((4, 8, 8, 4), (4, 8, 8, 4), 8)
-    layer = tnlayers.TNLinear(net, strategy="materialise").eval()
+    layer = tnlayers.TNLinear(net, strategy="materialize").eval()
     dense = nn.Linear(1024, 1024).eval()
     x = torch.randn(1024, 1024)
     with torch.no_grad():

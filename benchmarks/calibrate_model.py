@@ -30,14 +30,14 @@ def measure(budget: float = 0.1) -> list[tuple[tnlayers.Network, int, bool, dict
             x = torch.randn(batch, net.in_features)
             for backward in (False, True):
                 times = {}
-                for strategy in ("sequential", "materialise"):
+                for strategy in ("sequential", "materialize"):
                     layer = tnlayers.TNLinear(net, strategy=strategy)
                     times[strategy] = median_time(step(layer, x, backward), budget)
                 data.append((net, batch, backward, times))
                 print(
                     f"{label:<24} B={batch:<5} {'train' if backward else 'fwd  '} "
                     f"seq {times['sequential'] * 1e3:8.3f} ms  mat "
-                    f"{times['materialise'] * 1e3:8.3f} ms",
+                    f"{times['materialize'] * 1e3:8.3f} ms",
                     flush=True,
                 )
     return data

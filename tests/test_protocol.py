@@ -41,7 +41,7 @@ def _bias(layer: nn.Module) -> torch.Tensor | None:
 
 
 def _dense_output(case: Case, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The layer's map computed from its materialised weight, not by its forward pass."""
+    """The layer's map computed from its materialized weight, not by its forward pass."""
     w = layer.to_dense()  # type: ignore[operator]
     assert w.shape == (layer.out_features, layer.in_features)
     if case.conv:

@@ -292,8 +292,8 @@ def _state_vector_matrix(circuit: QubitCircuit, angles: torch.Tensor) -> torch.T
         psi = psi.reshape((2,) * n)
         k = 0
         for gate in circuit.gates:
-            theta = float(angles[k]) if gate.parameterised else 0.0
-            k += gate.parameterised
+            theta = float(angles[k]) if gate.parameterized else 0.0
+            k += gate.parameterized
             m = len(gate.qubits)
             op = _textbook(gate.kind, theta).reshape((2,) * (2 * m))
             psi = torch.tensordot(op, psi, dims=(list(range(m, 2 * m)), list(gate.qubits)))
@@ -329,7 +329,7 @@ def _build(n: int, gates: list[tuple[str, list[int]]]) -> QubitCircuit:
 
 
 @settings(max_examples=30, deadline=None)
-@given(spec=random_circuits, strategy=st.sampled_from(["sequential", "materialise"]))
+@given(spec=random_circuits, strategy=st.sampled_from(["sequential", "materialize"]))
 def test_random_qubit_circuits_are_unitary_and_equal_the_gate_product(
     spec: tuple[int, list[tuple[str, list[int]]]], strategy: str
 ) -> None:
@@ -416,7 +416,7 @@ def test_staircase_closed_form_matches_the_gate_product(
 
 
 def test_circuit_networks_work_with_the_generic_tools(tmp_path) -> None:
-    """Cost, draw and materialise both kinds of circuit network like any other network."""
+    """Cost, draw and materialize both kinds of circuit network like any other network."""
     givens = GivensCircuit.v(5).network()
     qubits = QubitCircuit(3).ry(0).cnot(0, 1).ry(2).cz(1, 2).network()
     for net in (givens, qubits):

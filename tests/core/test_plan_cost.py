@@ -35,8 +35,8 @@ def test_sequential_flops_are_opt_einsums_for_an_mpo():
         seq.equation(), *seq.shapes(), shapes=True, optimize=seq.path
     )
     assert seq.flops == info.opt_cost
-    # The materialise strategy's final GEMM is 2·B·in·out, counted the opt_einsum way.
-    gemm = tnlayers.plan(net, 64).strategies["materialise"].contractions[1]
+    # The materialize strategy's final GEMM is 2·B·in·out, counted the opt_einsum way.
+    gemm = tnlayers.plan(net, 64).strategies["materialize"].contractions[1]
     assert gemm.flops == 2 * 64 * 784 * 256
 
 
@@ -49,7 +49,7 @@ def test_plans_are_cached():
 def test_strategy_flips_with_batch_size():
     net = tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8)
     assert tnlayers.cost(net, 1).strategy == "sequential"
-    assert tnlayers.cost(net, 4096).strategy == "materialise"
+    assert tnlayers.cost(net, 4096).strategy == "materialize"
 
 
 def test_training_flops_count_the_backward_pass():
@@ -82,14 +82,14 @@ def test_cost_report_dict_has_the_promised_keys():
     assert d["flops"] == chosen.flops
     assert d["largest_intermediate"] == chosen.largest_intermediate
     assert d["largest_intermediate_bytes"] == 4 * chosen.largest_intermediate
-    assert set(d["strategies"]) == {"sequential", "materialise"}
+    assert set(d["strategies"]) == {"sequential", "materialize"}
     json.dumps(d)  # plain values only
 
 
 def test_cost_report_prints_a_table_with_paths():
     text = str(tnlayers.cost(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2), batch=64))
     assert "parameters   288 vs dense 200,704" in text
-    assert "sequential path" in text and "materialise path" in text
+    assert "sequential path" in text and "materialize path" in text
     assert "chosen (model): " in text and "per training step" in text
     assert "[batch,in] · [out,in] → [batch,out]" in text
 
@@ -101,7 +101,7 @@ def test_cost_report_states_padding():
 
 def test_forced_strategy_and_bad_options():
     net = tnlayers.low_rank(10, 10, 2)
-    assert tnlayers.cost(net, 8, strategy="materialise").strategy == "materialise"
+    assert tnlayers.cost(net, 8, strategy="materialize").strategy == "materialize"
     with pytest.raises(OptionError, match="strategy must be 'auto'"):
         tnlayers.cost(net, 8, strategy="fastest")
     with pytest.raises(OptionError, match="mode must be 'training' or 'inference'"):

@@ -63,13 +63,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 3) ->
 
 
 def cache_layers() -> dict[str, nn.Module]:
-    """One layer of each caching kind, forced to the materialise strategy (the cached path)."""
+    """One layer of each caching kind, forced to the materialize strategy (the cached path)."""
     return {
-        "TNLinear": tnlayers.TNLinear(tnlayers.mpo((4, 4), (4, 4), 3), strategy="materialise"),
-        "MPOLinear": tnlayers.MPOLinear(16, 12, bond=3, strategy="materialise"),
-        "KronLinear": tnlayers.KronLinear(16, 16, terms=2, strategy="materialise"),
+        "TNLinear": tnlayers.TNLinear(tnlayers.mpo((4, 4), (4, 4), 3), strategy="materialize"),
+        "MPOLinear": tnlayers.MPOLinear(16, 12, bond=3, strategy="materialize"),
+        "KronLinear": tnlayers.KronLinear(16, 16, terms=2, strategy="materialize"),
         "QubitCircuitLinear": tnlayers.QubitCircuitLinear(
-            tnlayers.QubitCircuit(3).ry(0).ry(1).cnot(0, 1).rzz(1, 2), strategy="materialise"
+            tnlayers.QubitCircuit(3).ry(0).ry(1).cnot(0, 1).rzz(1, 2), strategy="materialize"
         ),
     }
 
@@ -121,8 +121,8 @@ def job_fsdp_cache(rank: int, world: int) -> object:
     from torch.distributed.fsdp import fully_shard
 
     torch.manual_seed(200)  # fully_shard does not broadcast: every rank starts alike
-    layer = tnlayers.MPOLinear(16, 12, bond=3, strategy="materialise")
-    twin = tnlayers.MPOLinear(16, 12, bond=3, strategy="materialise")
+    layer = tnlayers.MPOLinear(16, 12, bond=3, strategy="materialize")
+    twin = tnlayers.MPOLinear(16, 12, bond=3, strategy="materialize")
     fully_shard(layer, mesh=init_device_mesh("cpu", (world,)))
     x = torch.randn(8, 16, generator=torch.Generator().manual_seed(5))
     opt = torch.optim.AdamW(layer.parameters(), lr=0.1)

@@ -20,12 +20,12 @@ import tnlayers
 from tnlayers import KronLinear, MPOConv2d, MPOLinear, QubitCircuit, QubitCircuitLinear, TNLinear
 
 LAYERS = {
-    "TNLinear": lambda: TNLinear(tnlayers.mpo((4, 4), (4, 4), 3), strategy="materialise"),
-    "MPOLinear": lambda: MPOLinear(16, 12, bond=3, strategy="materialise"),
-    "MPOConv2d": lambda: MPOConv2d(2, 4, 3, bond=2, padding=1, strategy="materialise"),
-    "KronLinear": lambda: KronLinear(16, 16, terms=2, strategy="materialise"),
+    "TNLinear": lambda: TNLinear(tnlayers.mpo((4, 4), (4, 4), 3), strategy="materialize"),
+    "MPOLinear": lambda: MPOLinear(16, 12, bond=3, strategy="materialize"),
+    "MPOConv2d": lambda: MPOConv2d(2, 4, 3, bond=2, padding=1, strategy="materialize"),
+    "KronLinear": lambda: KronLinear(16, 16, terms=2, strategy="materialize"),
     "QubitCircuitLinear": lambda: QubitCircuitLinear(
-        QubitCircuit(3).ry(0).ry(1).rx(2).cnot(0, 1).rzz(1, 2), strategy="materialise"
+        QubitCircuit(3).ry(0).ry(1).rx(2).cnot(0, 1).rzz(1, 2), strategy="materialize"
     ),
 }
 
@@ -38,7 +38,7 @@ def _input(layer: nn.Module) -> torch.Tensor:
 
 
 def _reference(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The layer's output from its materialised weight, without its forward pass."""
+    """The layer's output from its materialized weight, without its forward pass."""
     with torch.no_grad():
         weight = layer.to_dense()
         x = x.to(weight.dtype)

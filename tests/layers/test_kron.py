@@ -45,7 +45,7 @@ kron_shapes = st.integers(2, 4).flatmap(
 )
 
 
-@given(kron_shapes, st.sampled_from(["sequential", "materialise"]))
+@given(kron_shapes, st.sampled_from(["sequential", "materialize"]))
 def test_layer_equals_explicit_kron_sum_plus_bias(shape, strategy):
     ins, outs, terms, seed = shape
     torch.manual_seed(seed)

@@ -24,7 +24,7 @@ def test_output_equals_dense_weight_float64(net, batch, bias):
     x = torch.randn(batch, net.in_features, dtype=torch.float64)
     weight = layer.to_dense()
     expected = x @ weight.T + (layer.bias if bias else 0)
-    for strategy in ("auto", "sequential", "materialise"):
+    for strategy in ("auto", "sequential", "materialize"):
         layer.strategy = strategy
         torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-10)
 
@@ -34,7 +34,7 @@ def test_output_equals_dense_weight_float32(net, batch):
     layer = TNLinear(net)
     x = torch.randn(batch, net.in_features)
     expected = (x.double() @ layer.to_dense().double().T + layer.bias.double()).float()
-    for strategy in ("sequential", "materialise"):
+    for strategy in ("sequential", "materialize"):
         layer.strategy = strategy
         torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-4)
 
@@ -42,7 +42,7 @@ def test_output_equals_dense_weight_float32(net, batch):
 def test_auto_strategy_really_flips_between_batches():
     layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), strategy="model")
     assert layer.chosen_strategy(1, training=True) == "sequential"
-    assert layer.chosen_strategy(4096, training=True) == "materialise"
+    assert layer.chosen_strategy(4096, training=True) == "materialize"
 
 
 def test_leading_dimensions_are_kept():
@@ -69,7 +69,7 @@ def test_gradcheck_float64(net):
     assert _gradcheck_layer(TNLinear(net, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("strategy", ["sequential", "materialise"])
+@pytest.mark.parametrize("strategy", ["sequential", "materialize"])
 def test_gradcheck_both_strategies(strategy):
     net = tnlayers.mpo((2, 3, 2), (3, 2, 2), (2, 3))
     layer = TNLinear(net, dtype=torch.float64, strategy=strategy)
@@ -153,7 +153,7 @@ def test_autotune_picks_a_strategy_and_stays_correct():
     for p in layer.parameters():
         p.grad = torch.full_like(p, 7.0)  # e.g. mid gradient accumulation
     y = layer(x)
-    assert layer.chosen_strategy(32, training=True) in ("sequential", "materialise")
+    assert layer.chosen_strategy(32, training=True) in ("sequential", "materialize")
     torch.testing.assert_close(y, x @ layer.to_dense().T + layer.bias)
     # Timing ran on detached copies: accumulated gradients are untouched.
     assert all(torch.equal(p.grad, torch.full_like(p, 7.0)) for p in layer.parameters())
@@ -172,7 +172,7 @@ def test_padding_for_prime_features():
     layer = TNLinear(net, dtype=torch.float64)
     assert layer.to_dense().shape == (11, 37)
     x = torch.randn(5, 37, dtype=torch.float64)
-    for strategy in ("sequential", "materialise"):
+    for strategy in ("sequential", "materialize"):
         layer.strategy = strategy
         torch.testing.assert_close(layer(x), x @ layer.to_dense().T + layer.bias)
 
@@ -216,7 +216,7 @@ def test_to_dtype_and_device_moves_everything():
     assert layer(x.double()).device.type == "cpu"
 
 
-@pytest.mark.parametrize("strategy", ["sequential", "materialise"])
+@pytest.mark.parametrize("strategy", ["sequential", "materialize"])
 def test_autocast_bfloat16_contracts_in_float32(strategy):
     net = tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 4)
     layer = TNLinear(net, strategy=strategy)

@@ -50,7 +50,7 @@ def test_mpo_linear_forward_equals_dense(init):
     layer = MPOLinear(60, 24, bond=3, cores=3, init=init, dtype=F64)
     x = torch.randn(7, 60, dtype=F64)
     expected = x @ layer.to_dense().T + layer.bias
-    for strategy in ("sequential", "materialise"):
+    for strategy in ("sequential", "materialize"):
         layer.strategy = strategy
         torch.testing.assert_close(layer(x), expected, rtol=1e-10, atol=1e-10)
 
@@ -126,7 +126,7 @@ conv_cases = st.tuples(
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @given(conv_cases)
-def test_mpo_conv_equals_conv2d_with_the_materialised_weight(case):
+def test_mpo_conv_equals_conv2d_with_the_materialized_weight(case):
     c_in, c_out, kh, kw, stride, padding, dilation, bias, seed = case
     if padding == "same":
         stride = 1
@@ -142,7 +142,7 @@ def test_mpo_conv_equals_conv2d_with_the_materialised_weight(case):
     x = torch.randn(2, c_in, 9, 8, dtype=F64)
     expected = reference(x)
     assert layer.output_size((9, 8)) == tuple(expected.shape[2:])
-    for strategy in ("sequential", "materialise"):
+    for strategy in ("sequential", "materialize"):
         layer.strategy = strategy
         torch.testing.assert_close(layer(x), expected, rtol=1e-10, atol=1e-10)
 
@@ -151,7 +151,7 @@ def test_mpo_conv_gradcheck_both_strategies():
     layer = MPOConv2d(2, 3, 3, stride=2, padding=1, bond=2, cores=2, dtype=F64)
     x = torch.randn(2, 2, 5, 5, dtype=F64, requires_grad=True)
     names = [n for n, _ in layer.named_parameters()]
-    for strategy in ("sequential", "materialise"):
+    for strategy in ("sequential", "materialize"):
         layer.strategy = strategy
         assert torch.autograd.gradcheck(
             lambda x, *p: torch.func.functional_call(layer, dict(zip(names, p, strict=True)), (x,)),

@@ -86,7 +86,7 @@ def test_measure_times_now_and_forward_then_agrees(monkeypatch):
     )
     report = layer.cost(48, mode="inference", measure=True)
     assert report.basis == "timed" and len(calls) == 1
-    assert set(report.measured_s) == {"sequential", "materialise"}
+    assert set(report.measured_s) == {"sequential", "materialize"}
     assert "timed on this machine" in report.reason
     seen = _ran(monkeypatch)
     with torch.no_grad():
@@ -126,7 +126,7 @@ def test_a_sequential_path_that_builds_the_weight_says_so():
     assert sequential.forms_dense_weight == (max(no_batch, default=0) >= 256 * 256)
     assert sequential.dense_size == 256 * 256
     assert sequential.forms_dense_weight
-    assert "materialises the weight mid-way" in str(report)
+    assert "materializes the weight mid-way" in str(report)
     assert report.to_dict()["strategies"]["sequential"]["forms_dense_weight"] is True
     small = tnlayers.cost(tnlayers.mpo((4, 4), (4, 4), 2), 1024)
     assert not small.plan.strategies["sequential"].forms_dense_weight
@@ -218,7 +218,7 @@ def test_givens_schedules_are_bounded():
 
 
 def test_a_query_defaults_to_the_grad_mode_the_forward_pass_uses(monkeypatch):
-    # At 16 rows the model trains this layer sequentially but infers by materialising.
+    # At 16 rows the model trains this layer sequentially but infers by materializing.
     layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), strategy="model")
     assert layer.chosen_strategy(16, training=True) != layer.chosen_strategy(16, training=False)
     layer.requires_grad_(False)  # frozen: a call with gradients enabled is an inference call

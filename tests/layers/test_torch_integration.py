@@ -47,7 +47,7 @@ def test_mpo_conv_autocast_bfloat16_close_to_float32():
     conv = tnlayers.MPOConv2d(3, 8, 3, bond=2, padding=1)
     x = torch.randn(4, 3, 9, 9)
     expected = conv(x)
-    for strategy in ("sequential", "materialise"):
+    for strategy in ("sequential", "materialize"):
         conv.strategy = strategy
         with torch.autocast("cpu", dtype=torch.bfloat16):
             y = conv(x)

@@ -3,13 +3,13 @@
 Two kinds of circuit, both torch-free declarations like [`Network`][tnlayers.Network]:
 
 - [`GivensCircuit`][tnlayers.GivensCircuit]: two-level (Givens) rotations on pairs of basis
-  indices of one n-dimensional mode, Chen et al.'s parameterised T gate. Layouts: their V shape
+  indices of one n-dimensional mode, Chen et al.'s parameterized T gate. Layouts: their V shape
   (2n − 3 gates), the Reck triangle, the Clements rectangle, or any sequence of index pairs.
 - [`QubitCircuit`][tnlayers.QubitCircuit]: gates on N qubits (single-qubit rotations, fixed gates
   and two-qubit rotations), layered as declared.
 
 Each has a `.network()`: the circuit as an ordinary network of gate nodes that the foundation can
-cost, draw and materialise. The layers in [`GivensLinear`][tnlayers.GivensLinear] and
+cost, draw and materialize. The layers in [`GivensLinear`][tnlayers.GivensLinear] and
 [`QubitCircuitLinear`][tnlayers.QubitCircuitLinear] execute them; a Givens circuit is not run
 through the generic planner, because every gate node is a dense n × n tensor there while the
 rotation itself touches two coordinates.
@@ -150,7 +150,7 @@ class GivensCircuit:
         """The circuit as a chain of dense ``n × n`` gate nodes ``g0 … g{m−1}``.
 
         Input leg ``m0``, output leg ``m{m}``; node ``g{t}`` has legs ``(m{t+1}, m{t})``. Use it
-        to draw, cost or materialise the circuit with the generic tools, and (with
+        to draw, cost or materialize the circuit with the generic tools, and (with
         [`gate_tensors`][tnlayers.GivensLinear.gate_tensors]) as the naive gate-by-gate baseline.
         """
         m = self.num_gates
@@ -193,7 +193,7 @@ class QubitGate:
     Attributes
     ----------
     kind
-        ``"rx" | "ry" | "rz" | "rxx" | "ryy" | "rzz"`` (parameterised) or
+        ``"rx" | "ry" | "rz" | "rxx" | "ryy" | "rzz"`` (parameterized) or
         ``"h" | "x" | "cnot" | "cz" | "swap"`` (fixed).
     qubits
         The qubits it acts on; for ``cnot`` the control first.
@@ -203,7 +203,7 @@ class QubitGate:
     qubits: tuple[int, ...]
 
     @property
-    def parameterised(self) -> bool:
+    def parameterized(self) -> bool:
         """Whether the gate carries a trainable angle."""
         return self.kind in _ROTATIONS
 
@@ -301,8 +301,8 @@ class QubitCircuit:
 
     @property
     def num_params(self) -> int:
-        """Number of parameterised gates (one angle each)."""
-        return sum(g.parameterised for g in self.gates)
+        """Number of parameterized gates (one angle each)."""
+        return sum(g.parameterized for g in self.gates)
 
     @property
     def is_real(self) -> bool:

@@ -265,7 +265,7 @@ def givens_forward(
     blocks
         ``[m, 2, 2]`` gate blocks (from ``rotation_blocks`` or perturbed ones).
     plan, strategy
-        The schedule and one of ``"layered" | "blocked" | "materialise"``.
+        The schedule and one of ``"layered" | "blocked" | "materialize"``.
 
     Returns
     -------

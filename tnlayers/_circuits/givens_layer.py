@@ -65,7 +65,7 @@ class GivensLinear(nn.Module):
     r"""``y = x Uᵀ`` with ``U`` a circuit of Givens rotations, one trainable angle per gate.
 
     The layer never forms an ``n × n`` matrix per gate: the circuit runs as layers of disjoint
-    rotations, as fused segments, or (for batches much larger than ``n``) materialised once per
+    rotations, as fused segments, or (for batches much larger than ``n``) materialized once per
     step; the cost model picks per batch size and grad mode (see
     [`cost`][tnlayers.GivensLinear.cost]).
 
@@ -84,7 +84,7 @@ class GivensLinear(nn.Module):
         and grad mode (its constants were fitted to measurements, so unlike
         [`TNLinear`][tnlayers.TNLinear]'s ``"auto"`` nothing is timed at run time; both names
         are accepted so that one option works for every layer); or force one of
-        ``"layered" | "blocked" | "materialise"``.
+        ``"layered" | "blocked" | "materialize"``.
     segment_gates
         Fix the segment length of the ``blocked`` strategy instead of letting the model choose.
     device, dtype
@@ -134,7 +134,7 @@ class GivensLinear(nn.Module):
         if strategy not in ("auto", "model", *STRATEGIES):
             raise OptionError(
                 f"unknown strategy {strategy!r}; choose 'auto', 'model', 'layered', 'blocked' "
-                "or 'materialise'"
+                "or 'materialize'"
             )
         if output not in ("amplitudes", "probabilities"):
             raise OptionError(f"unknown output {output!r}; choose 'amplitudes' or 'probabilities'")
@@ -211,7 +211,7 @@ class GivensLinear(nn.Module):
     def cost(self, batch: int = 64, *, mode: Mode = "training") -> CostReport:
         """The [`CostReport`][tnlayers.CostReport] of this layer at ``batch`` rows.
 
-        Its strategies are ``layered``, ``blocked`` and ``materialise``; the chosen one is what
+        Its strategies are ``layered``, ``blocked`` and ``materialize``; the chosen one is what
         the forward pass runs (the same schedule look-up).
         """
         if mode not in ("training", "inference"):

@@ -13,7 +13,7 @@ strategies trade calls for FLOPs:
     matrix (on the coordinates it touches) is built from the identity for all segments at once,
     then the segments are applied one after another to the batch by small matmuls. About
     ``L + m/L`` sequential steps instead of ``m``; the V layer at n = 784 takes ~80.
-``materialise``
+``materialize``
     The segments applied to the identity build the n × n matrix, then one matmul: best when the
     batch is much larger than n.
 
@@ -34,8 +34,8 @@ from .declare import GivensCircuit, asap_layers
 
 __all__ = ["GivensPlan", "Segment", "givens_plan", "givens_report"]
 
-GivensStrategy = Literal["layered", "blocked", "materialise"]
-STRATEGIES: tuple[GivensStrategy, ...] = ("layered", "blocked", "materialise")
+GivensStrategy = Literal["layered", "blocked", "materialize"]
+STRATEGIES: tuple[GivensStrategy, ...] = ("layered", "blocked", "materialize")
 # Backward of a rotation step: two gathers/scatters and two small products per forward call.
 _BACKWARD_CALLS = 5 / 3
 _CALL_SHARE = 0.3
@@ -118,7 +118,7 @@ class GivensPlan:
         # The staircases' closed form is about twenty vectorised calls, whatever their number.
         build = 3 * len(self.build_layers) + (20 if self.staircases else 0) + 1
         apply = sum(2 if s.span else 3 for s in self.segments)
-        return build + apply + (1 if strategy == "materialise" else 0)
+        return build + apply + (1 if strategy == "materialize" else 0)
 
     def flops(self, strategy: GivensStrategy, batch: int) -> int:
         """FLOPs of one forward pass on ``batch`` vectors."""
@@ -126,9 +126,9 @@ class GivensPlan:
         if strategy == "layered":
             return 8 * gates * batch
         build = 8 * gates * self.width
-        columns = n if strategy == "materialise" else batch
+        columns = n if strategy == "materialize" else batch
         apply = sum(2 * len(s.support) ** 2 * columns for s in self.segments)
-        return build + apply + (2 * batch * n * n if strategy == "materialise" else 0)
+        return build + apply + (2 * batch * n * n if strategy == "materialize" else 0)
 
     def moved(self, strategy: GivensStrategy, batch: int) -> int:
         """Elements read and written by one forward pass."""
@@ -138,9 +138,9 @@ class GivensPlan:
         # The staircases' closed form makes about sixteen elementwise passes over its blocks.
         stairs = 16 * len(self.staircases) * (self.segment_gates + 1) ** 2
         general = 4 * 2 * sum(self.segments[i].stop - self.segments[i].start for i in self.generals)
-        columns = n if strategy == "materialise" else batch
+        columns = n if strategy == "materialize" else batch
         apply = sum(3 * len(s.support) * columns for s in self.segments)
-        dense = batch * n + n * n if strategy == "materialise" else 0
+        dense = batch * n + n * n if strategy == "materialize" else 0
         return stairs + general * self.width + apply + dense
 
     def time(
@@ -167,14 +167,14 @@ class GivensPlan:
             return calls * model.op_overhead * _CALL_SHARE + moved / (model.bandwidth * _PASS_SHARE)
         eff = (self.width / (self.width + model.half_dim)) ** 2
         gemm = 2 * batch * self.circuit.n**2 * (3 if training else 1)
-        if strategy == "materialise":  # the final GEMM runs at full size
+        if strategy == "materialize":  # the final GEMM runs at full size
             flops -= gemm
         seconds = (
             calls * model.op_overhead * _CALL_SHARE
             + flops / (model.peak_flops * eff)
             + moved / (model.bandwidth * _PASS_SHARE)
         )
-        return seconds + (gemm / model.peak_flops if strategy == "materialise" else 0.0)
+        return seconds + (gemm / model.peak_flops if strategy == "materialize" else 0.0)
 
     def choose(
         self, batch: int, training: bool, model: MachineModel, itemsize: int = 4
@@ -193,10 +193,10 @@ def _saved_and_largest(plan: GivensPlan, strategy: GivensStrategy, batch: int) -
     if strategy == "layered":
         return 2 * gates * batch + 4 * gates, n * batch
     count, w = len(plan.segments), plan.width
-    columns = n if strategy == "materialise" else batch
+    columns = n if strategy == "materialize" else batch
     saved = count * w * w + count * w * columns
     largest = max(n * columns, count * w * columns)
-    if strategy == "materialise":
+    if strategy == "materialize":
         saved += n * n  # U, for the final product's backward
         largest = max(largest, batch * n)
     return saved, largest
@@ -231,7 +231,7 @@ def givens_report(
             saved_for_backward=saved,
             predicted_time_s=plan.time(name, batch, False, model, itemsize),
             predicted_training_time_s=plan.time(name, batch, True, model, itemsize),
-            forms_dense_weight=name == "materialise",
+            forms_dense_weight=name == "materialize",
         )
     naive = 2 * c.num_gates * c.n**2 * batch
     return CostReport(

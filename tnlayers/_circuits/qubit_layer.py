@@ -66,7 +66,7 @@ def qubit_gate_tensors(
     circuit
         The circuit.
     angles
-        ``[num_params]``, one per parameterised gate, in order.
+        ``[num_params]``, one per parameterized gate, in order.
     dtype
         A complex dtype, or a real one when the circuit is real.
 
@@ -83,7 +83,7 @@ def qubit_gate_tensors(
     tensors, k = [], 0
     for gate in circuit.gates:
         arity = len(gate.qubits)
-        if gate.parameterised:
+        if gate.parameterized:
             eye = torch.eye(2**arity, dtype=dtype, device=device)
             matrix = cos[k] * eye + sin[k] * constant(gate.kind, dtype, device)
             k += 1
@@ -96,10 +96,10 @@ def qubit_gate_tensors(
 class QubitCircuitLinear(TNLinearBase):
     r"""``y = U x`` for a qubit circuit ``U``: its gates are the nodes of an ordinary network.
 
-    Every parameterised gate has one trainable angle (``self.angles``); fixed gates are constants.
+    Every parameterized gate has one trainable angle (``self.angles``); fixed gates are constants.
     The circuit's network (see [`QubitCircuit.network`][tnlayers.QubitCircuit.network]) goes
     through the normal planner, so the cost report, strategies (contract the state through the
-    gates, or materialise ``U``) and caching are those of [`TNLinear`][tnlayers.TNLinear]; its
+    gates, or materialize ``U``) and caching are those of [`TNLinear`][tnlayers.TNLinear]; its
     tensors are computed from the angles by
     [`network_tensors`][tnlayers.QubitCircuitLinear.network_tensors].
 

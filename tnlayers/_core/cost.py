@@ -38,7 +38,7 @@ class StrategyCost:
     Attributes
     ----------
     name
-        The strategy (``"sequential"``, ``"materialise"``, ``"layered"``, ``"blocked"``...).
+        The strategy (``"sequential"``, ``"materialize"``, ``"layered"``, ``"blocked"``...).
     flops, training_flops
         FLOPs of a forward pass, and of forward + backward.
     calls
@@ -75,8 +75,8 @@ class CostReport:
     """What a layer or network costs at a batch size: every strategy, and the one that runs.
 
     The same object for every layer type: its strategy table (``strategies``) is keyed by
-    whatever strategies the layer has — ``sequential``/``materialise`` for contracted networks,
-    ``layered``/``blocked``/``materialise`` for Givens circuits, ``factored`` for a low-rank
+    whatever strategies the layer has — ``sequential``/``materialize`` for contracted networks,
+    ``layered``/``blocked``/``materialize`` for Givens circuits, ``factored`` for a low-rank
     convolution. Build one with [`cost`][tnlayers.cost] or any layer's ``cost(batch, mode=...)``.
     ``str(report)`` is a readable table; [`to_dict`][tnlayers.CostReport.to_dict] the numbers.
 
@@ -301,7 +301,7 @@ def network_report(
         notes.append(
             f"this sequential path contracts the tensors into an intermediate without the batch "
             f"of {_si(sp.weight_sized_elements)} elements, at least the dense weight's "
-            f"{_si(sp.dense_size)}: it materialises the weight mid-way"
+            f"{_si(sp.dense_size)}: it materializes the weight mid-way"
         )
     facts = {
         "network": net.signature,
@@ -396,6 +396,6 @@ def cost(
         return network_report(the_plan, mode, strategy, reason, "forced")
     else:
         raise OptionError(
-            f"strategy must be 'auto', 'sequential' or 'materialise', got {strategy!r}"
+            f"strategy must be 'auto', 'sequential' or 'materialize', got {strategy!r}"
         )
     return network_report(the_plan, mode, chosen, reason)

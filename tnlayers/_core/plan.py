@@ -4,7 +4,7 @@ For a network and a batch size two strategies always exist:
 
 * **sequential**: contract the input ``x`` (batch + input legs) through the tensors, never forming
   the dense weight;
-* **materialise**: contract the tensors into the dense weight ``W`` (out × in), then one GEMM.
+* **materialize**: contract the tensors into the dense weight ``W`` (out × in), then one GEMM.
 
 opt_einsum finds each path. The plan counts FLOPs exactly as opt_einsum does (so they can be
 checked against ``PathInfo.opt_cost``), and ranks the strategies by a predicted *time* from a small
@@ -36,8 +36,8 @@ __all__ = [
     "plan",
 ]
 
-Strategy = Literal["sequential", "materialise"]
-STRATEGIES: tuple[Strategy, ...] = ("sequential", "materialise")
+Strategy = Literal["sequential", "materialize"]
+STRATEGIES: tuple[Strategy, ...] = ("sequential", "materialize")
 OptimizeKind: TypeAlias = str | opt_einsum.paths.PathOptimizer
 
 # Reserved leg names used by plans; leg names of networks are identifiers, so these cannot clash.
@@ -257,9 +257,9 @@ class StrategyPlan:
     Attributes
     ----------
     name
-        ``"sequential"`` or ``"materialise"``.
+        ``"sequential"`` or ``"materialize"``.
     contractions
-        Sequential: one contraction of ``x`` with every tensor. Materialise: the contraction of
+        Sequential: one contraction of ``x`` with every tensor. Materialize: the contraction of
         the tensors into ``W`` (output legs then input legs), then the GEMM ``x · Wᵀ``.
     """
 
@@ -279,9 +279,9 @@ class StrategyPlan:
     def forms_dense_weight(self) -> bool:
         """Whether the path builds, without the batch, a tensor at least as large as ``W``.
 
-        Always true of *materialise*; a *sequential* path for which it is true (contracting
+        Always true of *materialize*; a *sequential* path for which it is true (contracting
         the tensors among themselves before the input meets them, as a tensor ring at a large
-        batch does) also materialises the weight mid-way, whatever its name says.
+        batch does) also materializes the weight mid-way, whatever its name says.
         """
         return self.dense_size > 0 and self.weight_sized_elements >= self.dense_size
 
@@ -309,19 +309,19 @@ class StrategyPlan:
     def saved_elements(self) -> int:
         """Elements autograd keeps between forward and backward, beyond inputs and parameters."""
         total = sum(c.saved_elements for c in self.contractions)
-        if self.name == "materialise":
+        if self.name == "materialize":
             total += self.contractions[0].steps[-1].size  # W itself is saved for the GEMM backward
         return total
 
     def time(self, model: MachineModel, itemsize: int, training: bool) -> float:
         """Predicted seconds of a forward pass, or of forward + backward when ``training``.
 
-        Without gradients a layer caches the materialised weight until a parameter changes, so
-        the inference time of *materialise* is that of the GEMM alone. *Sequential* pays one
+        Without gradients a layer caches the materialized weight until a parameter changes, so
+        the inference time of *materialize* is that of the GEMM alone. *Sequential* pays one
         more op for the bias (the GEMM path fuses it into ``addmm``).
         """
         steps = self.steps
-        if self.name == "materialise" and not training:
+        if self.name == "materialize" and not training:
             steps = self.contractions[-1].steps
         total = 0.0
         for step in steps:
@@ -344,7 +344,7 @@ class Plan:
     batch
         Number of rows of the flattened input.
     strategies
-        ``{"sequential": ..., "materialise": ...}``.
+        ``{"sequential": ..., "materialize": ...}``.
     model
         The machine model used to rank them.
     itemsize
@@ -371,7 +371,7 @@ class Plan:
     def reason(self, training: bool) -> str:
         """One sentence on why [`choose`][tnlayers.contraction.Plan.choose] picked its strategy."""
         best = self.choose(training)
-        other: Strategy = "materialise" if best == "sequential" else "sequential"
+        other: Strategy = "materialize" if best == "sequential" else "sequential"
         t_best, t_other = self.time(best, training), self.time(other, training)
         f_best = self.strategies[best].training_flops if training else self.strategies[best].flops
         f_other = (
@@ -441,8 +441,8 @@ def _plan_cached(
         "sequential": StrategyPlan(
             "sequential", (_sequential(network, batch, input_requires_grad, optimize),), dense
         ),
-        "materialise": StrategyPlan(
-            "materialise",
+        "materialize": StrategyPlan(
+            "materialize",
             (_weight(network, optimize), _gemm(network, batch, input_requires_grad)),
             dense,
         ),

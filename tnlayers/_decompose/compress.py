@@ -225,7 +225,7 @@ class LayerCompression:
     params_before, params_after
         Weights (bias excluded).
     weight_error
-        ``‖W − W̃‖_F / ‖W‖_F`` of the materialised new weight.
+        ``‖W − W̃‖_F / ‖W‖_F`` of the materialized new weight.
     flops_before, flops_after
         Forward FLOPs at the report's batch size (``None`` when unknown: a convolution without
         ``input_size``).

@@ -244,7 +244,7 @@ def run_program(program: Program, operands: Sequence[torch.Tensor]) -> torch.Ten
 def weight_program(network: Network, optimize: str = "best") -> Program:
     """The (cached) program contracting the tensors into ``[*outputs, *inputs]``."""
     return compile_contraction(
-        plan(network, 1, optimize=optimize).strategies["materialise"].contractions[0]
+        plan(network, 1, optimize=optimize).strategies["materialize"].contractions[0]
     )
 
 
@@ -254,7 +254,7 @@ def contract_weight(
     *,
     optimize: str = "best",
 ) -> torch.Tensor:
-    """Materialise the dense weight of ``network`` from tensor values.
+    """Materialize the dense weight of ``network`` from tensor values.
 
     Parameters
     ----------

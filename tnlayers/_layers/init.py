@@ -29,7 +29,7 @@ def variance_preserving_(
     *,
     generator: torch.Generator | None = None,
 ) -> None:
-    r"""Fill ``tensors`` in place so the materialised weight has standard deviation ``std``.
+    r"""Fill ``tensors`` in place so the materialized weight has standard deviation ``std``.
 
     With i.i.d. zero-mean entries of variance ``σ_t²`` in every tensor ``t``, distinct
     configurations of the summed indices contribute uncorrelated terms, so each weight entry has

@@ -29,7 +29,7 @@ class KronLinear(TNLinear):
     Body ``m`` holds ``K`` factor matrices in one parameter ``tensors.body{m}`` of shape
     ``(K, p_m, q_m)`` (the released code's layout), with ``W = Σ_k A_1[k]ᵀ ⊗ … ⊗ A_M[k]ᵀ``.
     The layer runs either through the bodies one mode product at a time (``O(batch · N · Σ p_m)``
-    per term) or through the materialised ``W``, whichever the cost model predicts faster.
+    per term) or through the materialized ``W``, whichever the cost model predicts faster.
 
     Parameters
     ----------
@@ -53,7 +53,7 @@ class KronLinear(TNLinear):
         Kronecker bias of two or more factors never moves: each factor's gradient is a product
         with the other, zero, factors. ``"zeros"`` therefore warns.
     init
-        ``"variance"`` (default): the materialised ``W`` gets ``nn.Linear``'s variance for any
+        ``"variance"`` (default): the materialized ``W`` gets ``nn.Linear``'s variance for any
         ``M`` and ``K``. ``"paper"``: every factor entry ``N(0, 0.02²)`` as in the released code
         (``W``'s scale is then ``0.02^M √K``, tiny for ``M = 4``), and a zero dense bias.
     **kwargs

@@ -84,7 +84,7 @@ class TNLinearBase(nn.Module):
         if strategy not in STRATEGY_OPTIONS:
             raise OptionError(
                 f"unknown strategy {strategy!r}; choose 'auto', 'model', 'autotune', "
-                "'sequential' or 'materialise'"
+                "'sequential' or 'materialize'"
             )
         self.network = network
         self.strategy: StrategyOption = strategy
@@ -124,7 +124,7 @@ class TNLinearBase(nn.Module):
     def weight_sources(self) -> list[torch.Tensor]:
         """The parameters the network tensors are computed from (default: the tensors).
 
-        The inference cache serves the materialised weight only while these are bit-identical
+        The inference cache serves the materialized weight only while these are bit-identical
         to what it was built from, so they must cover everything the tensors depend on.
         """
         return self.network_tensors()
@@ -303,7 +303,7 @@ class TNLinearBase(nn.Module):
             execution = (name, programs(self._config, batch, dtype_name, device.type, name))
             if training:
                 runs[name] = partial(self._time_training_step, execution, x, values)
-            elif name == "materialise":
+            elif name == "materialize":
                 # Inference reuses the cached weight, so only the GEMM recurs per call.
                 with torch.no_grad():
                     weight = self._weight(execution[1][0], use_cache=False, values=values)
@@ -337,7 +337,7 @@ class TNLinearBase(nn.Module):
 
     # ------------------------------------------------------------------ execution
     def to_dense(self) -> torch.Tensor:
-        """The materialised weight, shape ``(out_features, in_features)``; differentiable."""
+        """The materialized weight, shape ``(out_features, in_features)``; differentiable."""
         tensors = dict(zip(self._names, self.network_tensors(), strict=True))
         return contract_weight(self.network, tensors, optimize=self.optimize)
 
@@ -384,10 +384,10 @@ class TNLinearBase(nn.Module):
     ) -> torch.Tensor:
         """Run ``execution`` on a 2-D input ``(batch, in_features)``.
 
-        ``values`` replace the tensors, ``weight`` the materialised weight (for timing).
+        ``values`` replace the tensors, ``weight`` the materialized weight (for timing).
         """
         strategy, programs = execution
-        if strategy == "materialise":
+        if strategy == "materialize":
             if weight is None:
                 weight = self._weight(programs[0], use_cache, values)
             return nn.functional.linear(x2, weight, self.bias)
@@ -452,7 +452,7 @@ class TNLinearBase(nn.Module):
         device_type = x2.device.type
         low = torch.get_autocast_dtype(device_type)
         with torch.autocast(device_type, enabled=False):
-            if execution[0] == "materialise":
+            if execution[0] == "materialize":
                 weight = self._weight(execution[1][0], use_cache=True)
                 bias = None if self.bias is None else self.bias.to(low)
                 return nn.functional.linear(x2.to(low), weight.to(low), bias)
@@ -465,7 +465,7 @@ class TNLinear(TNLinearBase):
     Each network tensor is one `nn.Parameter` (in ``self.tensors``, keyed by tensor name), so
     optimisers, ``state_dict``, DDP, autocast and ``torch.compile`` work as for ``nn.Linear``.
     The contraction plan is computed once per (batch size, dtype, device, grad mode) and cached;
-    the forward pass then only issues torch calls. In inference the materialised weight is cached
+    the forward pass then only issues torch calls. In inference the materialized weight is cached
     and reused only while the tensors are bit-identical to those it was built from, so no way of
     changing a parameter can leave it stale; [`cached`][tnlayers.cached] skips even that check
     inside an explicit block.
@@ -477,18 +477,18 @@ class TNLinear(TNLinearBase):
     bias
         Add a learnable bias of length ``out_features`` (initialised like ``nn.Linear``'s).
     strategy
-        ``"model"`` ranks *sequential* and *materialise* by the cost model's predicted time per
+        ``"model"`` ranks *sequential* and *materialize* by the cost model's predicted time per
         batch size and grad mode (deterministic). ``"auto"`` (default) does the same but, where
         the two predictions are within ``AUTO_TIMING_MARGIN`` (1.5×) of each other, times both
         once (on detached copies, leaving ``.grad`` alone) and keeps the faster. ``"autotune"``
-        always times. ``"sequential"`` or ``"materialise"`` force one.
+        always times. ``"sequential"`` or ``"materialize"`` force one.
     optimize
         opt_einsum path optimiser.
     init
-        ``"variance"``: every tensor drawn so that the materialised weight has ``nn.Linear``'s
+        ``"variance"``: every tensor drawn so that the materialized weight has ``nn.Linear``'s
         variance (families add ``"paper"``, their authors' scheme).
     std
-        Standard deviation of the initial materialised weight (default: ``nn.Linear``'s).
+        Standard deviation of the initial materialized weight (default: ``nn.Linear``'s).
     model
         Machine model for ``"auto"`` (default: chosen by the input's device type).
     device, dtype

@@ -136,7 +136,7 @@ class MPOLinear(MPOLayerBase):
     cores
         Number of cores when the leg sizes are not given (default: legs of size about 8).
     init
-        ``"variance"`` (default): the materialised weight gets ``nn.Linear``'s variance.
+        ``"variance"`` (default): the materialized weight gets ``nn.Linear``'s variance.
         ``"paper"``: the authors' per-core truncated Glorot normal and a zero bias.
     **kwargs
         Passed on to [`TNLinear`][tnlayers.TNLinear] (``strategy``, ``dtype``, ``device``, ...).
@@ -249,7 +249,7 @@ class MPOConv2d(MPOLayerBase):
 
     The flattened kernel index is ``nn.Conv2d``'s (channel, then kernel row, then column), so
     ``to_dense().view(C_out, C_in, kh, kw)`` is the convolution's weight. Forward runs either as
-    ``F.conv2d`` with the materialised weight, or on the unfolded input (``B·H_out·W_out`` rows of
+    ``F.conv2d`` with the materialized weight, or on the unfolded input (``B·H_out·W_out`` rows of
     ``C_in·kh·kw`` features) through the MPO cores; with ``strategy="auto"`` both are timed on the
     first input of each size and the faster is kept.
 
@@ -442,7 +442,7 @@ class MPOConv2d(MPOLayerBase):
         if x.dim() == 2:  # a timing stand-in before any image was seen
             return super()._apply_execution(execution, x, use_cache, values, weight)
         padding = self._padding()[0]
-        if execution[0] == "materialise":
+        if execution[0] == "materialize":
             if weight is None:
                 # The kernel is contracted in the parameters' precision; autocast casts for conv.
                 with torch.autocast(x.device.type, enabled=False):

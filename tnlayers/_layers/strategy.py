@@ -30,13 +30,13 @@ from .execute import Program, compile_contraction
 
 __all__ = ["AUTO_TIMING_MARGIN", "Decision", "StrategyOption", "Timing", "decide"]
 
-StrategyOption = Literal["auto", "model", "autotune", "sequential", "materialise"]
+StrategyOption = Literal["auto", "model", "autotune", "sequential", "materialize"]
 STRATEGY_OPTIONS: tuple[StrategyOption, ...] = (
     "auto",
     "model",
     "autotune",
     "sequential",
-    "materialise",
+    "materialize",
 )
 
 # "auto" times both strategies once when the model's predictions are closer than this factor.
@@ -113,7 +113,7 @@ class Decision:
 
 
 def _other(strategy: Strategy) -> Strategy:
-    return "materialise" if strategy == "sequential" else "sequential"
+    return "materialize" if strategy == "sequential" else "sequential"
 
 
 def _speed_phrase(ratio: float, other: str) -> str:

@@ -1,6 +1,6 @@
-"""Execute: the inference cache of a layer's materialised weight, which can never be stale.
+"""Execute: the inference cache of a layer's materialized weight, which can never be stale.
 
-A layer that materialises its weight ``W`` (out × in) in inference would rebuild it on every
+A layer that materializes its weight ``W`` (out × in) in inference would rebuild it on every
 call. Caching it is only safe if the cache notices *every* change of the tensors ``W`` is built
 from, and PyTorch offers many ways to change a parameter that leave no trace a cheap key can see:
 fused optimiser kernels and edits through ``p.data`` do not bump ``p._version``; ``copy_`` into
@@ -43,7 +43,7 @@ _SCOPE = _Scope()
 
 @contextmanager
 def cached() -> Iterator[None]:
-    """Reuse every layer's materialised weight, unchecked, until the block ends.
+    """Reuse every layer's materialized weight, unchecked, until the block ends.
 
     Inside the block each tensor-network layer builds its dense weight at most once (per dtype
     and device) and reuses it for every later call, whatever the grad mode, without comparing
@@ -62,7 +62,7 @@ def cached() -> Iterator[None]:
     Examples
     --------
     >>> import torch, tnlayers
-    >>> layer = tnlayers.MPOLinear(64, 64, bond=4, strategy="materialise").eval()
+    >>> layer = tnlayers.MPOLinear(64, 64, bond=4, strategy="materialize").eval()
     >>> with torch.no_grad(), tnlayers.cached():
     ...     outputs = [layer(torch.randn(8, 64)) for _ in range(3)]  # W built once
     """
