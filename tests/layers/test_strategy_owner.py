@@ -271,3 +271,15 @@ def test_summary_lists_circuit_layers_with_the_strategy_they_run():
     assert f" {layer.chosen_strategy(8, training=False)} " in rows[0]
     assert "16" in rows[0] and " 5 " in rows[0]  # dense n² = 16, 2n − 3 = 5 angles
     assert tnlayers.compression_ratio(model) == pytest.approx(10 / 32)
+
+
+def test_auto_reports_untimed_only_where_the_first_call_will_time():
+    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2))  # predictions ~2× apart at 1 row
+    the_plan = layer.plan(1)
+    times = [the_plan.time(name, True) for name in ("sequential", "materialize")]
+    assert max(times) > 1.5 * min(times)  # not a close call: nothing will be timed
+    before = layer.cost(1)
+    assert before.basis == "model" and "within" not in before.reason
+    layer(torch.randn(1, 784))
+    after = layer.cost(1)
+    assert (after.basis, after.strategy) == (before.basis, before.strategy)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
-import time
 from collections.abc import Callable, Mapping, MutableMapping
 from functools import partial
 from typing import Any, cast
@@ -31,6 +29,7 @@ from .strategy import (
     execution,
     plan_for,
     programs,
+    time_strategies,
 )
 from .weight_cache import WeightCache
 
@@ -298,7 +297,7 @@ class TNLinearBase(nn.Module):
         dtype_name = _dtype_name(dtype)
         # Detached copies: timing must not touch the parameters' .grad.
         values = [p.detach().clone().requires_grad_(training) for p in self.network_tensors()]
-        runs: dict[Strategy, Callable[[], object]] = {}
+        runs: dict[str, Callable[[], object]] = {}
         for name in STRATEGIES:
             execution = (name, programs(self._config, batch, dtype_name, device.type, name))
             if training:
@@ -310,22 +309,8 @@ class TNLinearBase(nn.Module):
                 runs[name] = partial(self._apply_execution, execution, x, False, values, weight)
             else:
                 runs[name] = partial(self._apply_execution, execution, x, False, values)
-        samples: dict[Strategy, list[float]] = {name: [] for name in STRATEGIES}
-        # Autocast off: the runs below pass detached copies of the tensors, which the autocast
-        # path does not take (it found the first forward pass under autocast).
-        with torch.set_grad_enabled(training), torch.autocast(device.type, enabled=False):
-            for name in STRATEGIES:  # warm-up: first calls allocate
-                runs[name]()
-            for _ in range(5):  # interleaved, so drift of a shared machine hits both alike
-                for name in STRATEGIES:
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    start = time.perf_counter()
-                    runs[name]()
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    samples[name].append(time.perf_counter() - start)
-        return Timing({name: statistics.median(times) for name, times in samples.items()})
+        with torch.set_grad_enabled(training):
+            return time_strategies(runs, device)
 
     def _time_training_step(
         self, execution: Execution, x: torch.Tensor, values: list[torch.Tensor]

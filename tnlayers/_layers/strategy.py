@@ -14,13 +14,15 @@ threads.
 
 from __future__ import annotations
 
+import statistics
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
@@ -52,12 +54,37 @@ ConfigKey = tuple[Network, OptimizeKind, "MachineModel | None", tuple[Hashable, 
 class Timing:
     """Measured seconds per call of each strategy (medians of interleaved runs)."""
 
-    seconds: Mapping[Strategy, float]
+    seconds: Mapping[str, float]
 
     @property
-    def best(self) -> Strategy:
-        """The faster strategy."""
+    def best(self) -> str:
+        """The fastest strategy."""
         return min(self.seconds, key=self.seconds.__getitem__)
+
+
+def time_strategies(
+    runs: Mapping[str, Callable[[], object]], device: torch.device, repeats: int = 5
+) -> Timing:
+    """Time each run (one call of one strategy) and keep the medians.
+
+    One warm-up call each (first calls allocate), then ``repeats`` rounds that interleave the
+    strategies, so that drift on a shared machine hits all alike. Autocast is off: callers run
+    detached copies of their tensors, which a layer's autocast path does not take.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.autocast(device.type, enabled=False):
+        for run in runs.values():
+            run()
+        for _ in range(repeats):
+            for name, run in runs.items():
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                run()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                samples[name].append(time.perf_counter() - start)
+    return Timing({name: statistics.median(times) for name, times in samples.items()})
 
 
 @dataclass(frozen=True)
@@ -104,10 +131,14 @@ class Decision:
             )
         reason = self.plan.reason(self.training)
         if self.basis == "untimed":
+            why = (
+                "the layer's strategy is 'autotune'"
+                if not close_call(self.plan, self.training)
+                else f"the predictions are within {AUTO_TIMING_MARGIN}× of each other"
+            )
             reason += (
-                f"; the predictions are within {AUTO_TIMING_MARGIN}× of each other, so the "
-                "layer's first call at this size times both and keeps the faster (ask with "
-                "measure=True to time now)"
+                f"; {why}, so the layer's first call at this size times both and keeps the "
+                "faster (ask with measure=True to time now)"
             )
         return reason
 
@@ -267,11 +298,12 @@ def decide(
     if option == "model":
         return Decision(predicted, "model", the_plan, training)
     timing = REGISTRY.timing((config, rows, dtype_name, device_type, training))
-    if timing is False:
-        return Decision(predicted, "untimed", the_plan, training)
+    if timing is False:  # nothing recorded yet: the first call at this size times if it must
+        needs_timing = option == "autotune" or close_call(the_plan, training)
+        return Decision(predicted, "untimed" if needs_timing else "model", the_plan, training)
     if timing is None:
         return Decision(predicted, "model", the_plan, training)
-    return Decision(timing.best, "timed", the_plan, training, timing)
+    return Decision(cast(Strategy, timing.best), "timed", the_plan, training, timing)
 
 
 @lru_cache(maxsize=4096)
