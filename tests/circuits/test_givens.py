@@ -429,3 +429,38 @@ def test_circuit_networks_work_with_the_generic_tools(tmp_path) -> None:
     values = {k: v.detach() for k, v in layer.gate_tensors().items()}
     weight = tnlayers.contraction.contract_weight(givens, values)
     assert torch.allclose(weight, layer.to_dense().detach(), atol=1e-12)
+
+
+def test_strategy_options_mean_what_they_mean_for_tnlinear(monkeypatch):
+    import tnlayers._circuits.givens_layer as module
+
+    timed: list[int] = []
+    real = module.time_strategies
+
+    def counting(runs, device):
+        timed.append(len(runs))
+        return real(runs, device)
+
+    monkeypatch.setattr(module, "time_strategies", counting)
+    x = torch.randn(32, 16)
+    for option in ("model", "layered", "blocked", "materialize"):
+        layer = GivensLinear(16, strategy=option)
+        layer(x).sum().backward()
+        assert timed == [] and layer.cost(32).basis in ("model", "forced")
+    tuned = GivensLinear(16, strategy="autotune")
+    assert tuned.cost(32).basis == "untimed" and tuned.chosen_strategy(32) and timed == []
+    tuned(x).sum().backward()  # the first call at this size times the three strategies
+    assert timed == [3]
+    report = tuned.cost(32)
+    assert report.basis == "timed" and set(report.measured_s) == {
+        "layered",
+        "blocked",
+        "materialize",
+    }
+    assert report.strategy == min(report.measured_s, key=report.measured_s.__getitem__)
+    tuned(x)  # recorded: never timed again at this size
+    assert timed == [3]
+    fresh = GivensLinear(16, layout="clements", strategy="autotune")
+    assert fresh.cost(8, mode="inference", measure=True).basis == "timed" and timed == [3, 3]
+    fresh.strategy = "layered"  # reassigning the option takes effect
+    assert fresh.chosen_strategy(8, training=False) == "layered"

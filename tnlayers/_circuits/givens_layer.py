@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from functools import partial
+from typing import Any, Literal, NamedTuple, cast
 
 import torch
 from torch import nn
@@ -12,7 +13,15 @@ from torch import nn
 from .._core.cost import CostReport, Mode
 from .._core.errors import ArgumentTypeError, OptionError, ShapeError
 from .._core.plan import MachineModel
-from .._layers.strategy import REGISTRY, assume_constant_result
+from .._layers.strategy import (
+    AUTO_TIMING_MARGIN,
+    REGISTRY,
+    Timing,
+    assume_constant_result,
+    dtype_name,
+    itemsize_of,
+    time_strategies,
+)
 from .declare import GivensCircuit
 from .givens_exec import givens_apply, givens_forward, givens_matrix, plan_token, rotation_blocks
 from .givens_plan import STRATEGIES, GivensPlan, givens_plan, givens_report
@@ -31,34 +40,63 @@ def _circuit_key(circuit: GivensCircuit, segment_gates: int | None) -> Any:
     return (circuit, None, None, ("givens", segment_gates))
 
 
-def _schedule_for(
-    circuit: GivensCircuit,
-    segment_gates: int | None,
-    option: str,
-    rows: int,
-    training: bool,
-    device_type: str,
-    itemsize: int,
-) -> tuple[GivensPlan, str]:
-    """The plan for ``rows`` rows and the strategy it runs (``option`` decides or forces)."""
+class _Decision(NamedTuple):
+    """The plan for a batch size and grad mode, the strategy that runs, and why."""
+
+    plan: GivensPlan
+    strategy: str
+    basis: Literal["forced", "model", "timed", "untimed"]
+    predicted_s: dict[str, float]
+    timing: Timing | None
+
+
+def _decide(
+    config: int, rows: int, training: bool, device_type: str, dtype_name: str, option: str
+) -> _Decision:
+    """What runs for these arguments: a look-up that never times (as ``decide`` for networks).
+
+    ``option`` means what it means for [`TNLinear`][tnlayers.TNLinear]: a strategy name forces
+    it; ``"model"`` takes the cost model's choice; ``"auto"`` takes it too unless the two best
+    predictions are within ``AUTO_TIMING_MARGIN``, where the first call at this size times the
+    strategies and the fastest runs from then on; ``"autotune"`` always times.
+    """
+    network, _, _, (_, segment_gates) = REGISTRY.config(config)
+    circuit = cast(GivensCircuit, network)  # see _circuit_key
     model = MachineModel.for_device(device_type)
-    plan = givens_plan(circuit, rows, training=training, segment_gates=segment_gates, model=model)
-    if option in ("auto", "model"):
-        return plan, plan.choose(rows, training, model, itemsize)
-    return plan, option
+    plan = givens_plan(
+        circuit, rows, training=training, segment_gates=cast("int | None", segment_gates),
+        model=model,
+    )  # fmt: skip
+    itemsize = itemsize_of(dtype_name)
+    predicted: dict[str, float] = {
+        s: plan.time(s, rows, training, model, itemsize) for s in STRATEGIES
+    }
+    if option in STRATEGIES:
+        return _Decision(plan, option, "forced", predicted, None)
+    best = min(predicted, key=predicted.__getitem__)
+    if option == "model":
+        return _Decision(plan, best, "model", predicted, None)
+    timing = REGISTRY.timing((config, rows, dtype_name, device_type, training))
+    if timing is False:  # nothing recorded: the first call at this size times if it must
+        untimed = option == "autotune" or _close_call(predicted)
+        return _Decision(plan, best, "untimed" if untimed else "model", predicted, None)
+    if timing is None:
+        return _Decision(plan, best, "model", predicted, None)
+    return _Decision(plan, timing.best, "timed", predicted, timing)
+
+
+def _close_call(predicted: dict[str, float]) -> bool:
+    first, second = sorted(predicted.values())[:2]
+    return second < AUTO_TIMING_MARGIN * first
 
 
 @assume_constant_result
 def _compiled_schedule(
-    config: int, rows: int, training: bool, device_type: str, itemsize: int, option: str
+    config: int, rows: int, training: bool, device_type: str, dtype_name: str, option: str
 ) -> tuple[int, str]:
     """The plan token and strategy for the compiled path: a constant at trace time."""
-    network, _, _, (_, segment_gates) = REGISTRY.config(config)
-    circuit = cast(GivensCircuit, network)  # see _circuit_key
-    plan, strategy = _schedule_for(
-        circuit, cast("int | None", segment_gates), option, rows, training, device_type, itemsize
-    )
-    return plan_token(plan), strategy
+    found = _decide(config, rows, training, device_type, dtype_name, option)
+    return plan_token(found.plan), found.strategy
 
 
 class GivensLinear(nn.Module):
@@ -80,10 +118,10 @@ class GivensLinear(nn.Module):
         ``"amplitudes"`` (default) returns ``U x``; ``"probabilities"`` returns its squares
         (measurement probabilities, summing to ``‖x‖²``).
     strategy
-        ``"auto"`` or ``"model"``: the circuit cost model ranks the strategies per batch size
-        and grad mode (its constants were fitted to measurements, so unlike
-        [`TNLinear`][tnlayers.TNLinear]'s ``"auto"`` nothing is timed at run time; both names
-        are accepted so that one option works for every layer); or force one of
+        As for [`TNLinear`][tnlayers.TNLinear], over this layer's three strategies: ``"model"``
+        (the circuit cost model ranks them per batch size and grad mode), ``"auto"`` (default:
+        the same, but where the two best predictions are within 1.5× the first call at a size
+        times them), ``"autotune"`` (always time), or force one of
         ``"layered" | "blocked" | "materialize"``.
     segment_gates
         Fix the segment length of the ``blocked`` strategy instead of letting the model choose.
@@ -131,10 +169,10 @@ class GivensLinear(nn.Module):
             raise ArgumentTypeError(
                 f"GivensLinear needs a GivensCircuit or a dimension n, got {type(circuit).__name__}"
             )
-        if strategy not in ("auto", "model", *STRATEGIES):
+        if strategy not in ("auto", "model", "autotune", *STRATEGIES):
             raise OptionError(
-                f"unknown strategy {strategy!r}; choose 'auto', 'model', 'layered', 'blocked' "
-                "or 'materialize'"
+                f"unknown strategy {strategy!r}; choose 'auto', 'model', 'autotune', 'layered', "
+                "'blocked' or 'materialize'"
             )
         if output not in ("amplitudes", "probabilities"):
             raise OptionError(f"unknown output {output!r}; choose 'amplitudes' or 'probabilities'")
@@ -145,7 +183,7 @@ class GivensLinear(nn.Module):
         self.angles = nn.Parameter(torch.empty(circuit.num_gates, device=device, dtype=dtype))
         # (rows, training, device type, itemsize) → (plan, strategy); planning is Python work
         # that must stay off the hot path.
-        self._schedules: dict[tuple[object, ...], tuple[GivensPlan, str]] = {}
+        self._schedules: dict[tuple[object, ...], _Decision] = {}
         # The compiled path looks its schedule up by integers and strings (see execution() in
         # _strategy.py for why).
         self._config = REGISTRY.acquire(self, _circuit_key(circuit, segment_gates))
@@ -181,18 +219,57 @@ class GivensLinear(nn.Module):
         super().__setstate__(state)
         self._config = REGISTRY.acquire(self, _circuit_key(self.circuit, self.segment_gates))
 
-    def _schedule(
-        self, batch: int, training: bool, angles: torch.Tensor | None = None
-    ) -> tuple[GivensPlan, str]:
+    def _decision(
+        self,
+        batch: int,
+        training: bool,
+        angles: torch.Tensor | None = None,
+        *,
+        measure: bool = False,
+    ) -> _Decision:
+        """The decision for ``batch`` rows; ``measure`` times first where the option needs it
+        (the forward pass does; queries do not unless asked)."""
         angles = self.angles if angles is None else angles
-        key = (batch, training, angles.device.type, angles.element_size())
-        found = self._schedules.get(key)
+        key = (batch, training, angles.device.type, dtype_name(angles.dtype))
+        cache_key = (*key, self.strategy)  # the option may be reassigned after construction
+        found = self._schedules.get(cache_key)
         if found is None:
-            found = _schedule_for(self.circuit, self.segment_gates, self.strategy, *key)
-            if len(self._schedules) >= _MAX_SCHEDULES:  # bounded: batch sizes can vary freely
-                del self._schedules[next(iter(self._schedules))]
-            self._schedules[key] = found
+            if measure:
+                self._ensure_timed(key, angles)
+            found = _decide(self._config, *key, self.strategy)
+            if found.basis != "untimed":  # final: cache it (bounded: batch sizes vary freely)
+                if len(self._schedules) >= _MAX_SCHEDULES:
+                    del self._schedules[next(iter(self._schedules))]
+                self._schedules[cache_key] = found
         return found
+
+    def _ensure_timed(self, key: tuple[int, bool, str, str], angles: torch.Tensor) -> None:
+        """Time the strategies for ``key`` if the layer's option needs it and none was made."""
+        if self.strategy not in ("auto", "autotune"):
+            return
+        rows, training, device_type, dtype_name_ = key
+        registry_key = (self._config, rows, dtype_name_, device_type, training)
+        if REGISTRY.timing(registry_key) is not False:
+            return
+        found = _decide(self._config, *key, self.strategy)
+        timing = (
+            self._time(found.plan, rows, training, angles) if found.basis == "untimed" else None
+        )
+        REGISTRY.record(registry_key, timing)
+
+    def _time(self, plan: GivensPlan, rows: int, training: bool, angles: torch.Tensor) -> Timing:
+        # Detached copies: timing must not touch the angles' .grad.
+        x = torch.randn(rows, self.n, dtype=angles.dtype, device=angles.device)
+        copy = angles.detach().clone().requires_grad_(training)
+
+        def run(strategy: str) -> None:
+            y = givens_forward(x, self.gate_blocks(copy), plan, strategy)
+            if training:
+                torch.autograd.grad(y.sum(), copy)
+
+        runs: dict[str, Callable[[], None]] = {s: partial(run, s) for s in STRATEGIES}
+        with torch.set_grad_enabled(training):
+            return time_strategies(runs, angles.device)
 
     def _training(self, training: bool | None) -> bool:
         # As the forward pass decides: gradients enabled and the angles requiring them.
@@ -202,45 +279,67 @@ class GivensLinear(nn.Module):
 
     def plan(self, batch: int, *, training: bool | None = None) -> GivensPlan:
         """The execution schedule tuned for ``batch`` rows (grad mode: the current one)."""
-        return self._schedule(batch, self._training(training))[0]
+        return self._decision(batch, self._training(training)).plan
 
-    def chosen_strategy(self, batch: int, *, training: bool | None = None) -> str:
-        """The strategy the forward pass runs for ``batch`` rows (grad mode: the current one)."""
-        return self._schedule(batch, self._training(training))[1]
+    def chosen_strategy(
+        self, batch: int, *, training: bool | None = None, measure: bool = False
+    ) -> str:
+        """The strategy the forward pass runs for ``batch`` rows (grad mode: the current one).
 
-    def cost(self, batch: int = 64, *, mode: Mode = "training") -> CostReport:
+        A look-up that never times unless ``measure=True`` (see
+        [`cost`][tnlayers.GivensLinear.cost]).
+        """
+        return self._decision(batch, self._training(training), measure=measure).strategy
+
+    def cost(
+        self, batch: int = 64, *, mode: Mode = "training", measure: bool = False
+    ) -> CostReport:
         """The [`CostReport`][tnlayers.CostReport] of this layer at ``batch`` rows.
 
         Its strategies are ``layered``, ``blocked`` and ``materialize``; the chosen one is what
-        the forward pass runs (the same schedule look-up).
+        the forward pass runs (the same look-up). With ``strategy="auto"`` where the cost
+        model's two best predictions are close (or ``"autotune"``), the first forward pass at
+        this size times the strategies; ``measure=True`` times them now.
         """
         if mode not in ("training", "inference"):
             raise OptionError(f"mode must be 'training' or 'inference', got {mode!r}")
         training = mode == "training"
-        plan, chosen = self._schedule(batch, training)
-        model = MachineModel.for_device(self.angles.device.type)
-        itemsize = self.angles.element_size()
-        if self.strategy in STRATEGIES:
-            return givens_report(
-                plan,
-                batch,
-                mode,
-                chosen,
-                f"{chosen}: forced by the layer's strategy={chosen!r}",
-                "forced",
-                model,
-                itemsize,
+        found = self._decision(batch, training, measure=measure)
+        chosen, what = found.strategy, "training step" if training else "forward pass"
+        times = found.predicted_s
+        if found.basis == "forced":
+            reason = f"{chosen}: forced by the layer's strategy={chosen!r}"
+        elif found.timing is not None:
+            seconds = found.timing.seconds
+            others = ", ".join(
+                f"{seconds[s] * 1e3:.3g} ms ({s})" for s in STRATEGIES if s != chosen
             )
-        times: dict[str, float] = {
-            s: plan.time(s, batch, training, model, itemsize) for s in STRATEGIES
-        }
-        others = ", ".join(f"{times[s] * 1e3:.3g} ms ({s})" for s in STRATEGIES if s != chosen)
-        what = "training step" if training else "forward pass"
-        reason = (
-            f"{chosen}: predicted {times[chosen] * 1e3:.3g} ms vs {others} per {what} "
-            "(decided by the circuit cost model, fitted on this project's CPU)"
+            reason = (
+                f"{chosen}: timed on this machine at {seconds[chosen] * 1e3:.3g} ms vs {others} "
+                f"per {what} (the cost model predicted {min(times, key=times.__getitem__)})"
+            )
+        else:
+            others = ", ".join(f"{times[s] * 1e3:.3g} ms ({s})" for s in STRATEGIES if s != chosen)
+            reason = (
+                f"{chosen}: predicted {times[chosen] * 1e3:.3g} ms vs {others} per {what} "
+                "(decided by the circuit cost model, fitted on this project's CPU)"
+            )
+            if found.basis == "untimed":
+                reason += (
+                    "; the layer's first call at this size times the strategies and keeps the "
+                    "fastest (ask with measure=True to time now)"
+                )
+        return givens_report(
+            found.plan,
+            batch,
+            mode,
+            chosen,
+            reason,
+            found.basis,
+            MachineModel.for_device(self.angles.device.type),
+            self.angles.element_size(),
+            None if found.timing is None else dict(found.timing.seconds),
         )
-        return givens_report(plan, batch, mode, chosen, reason, "model", model, itemsize)
 
     # ------------------------------------------------------------------ weights
     def gate_blocks(self, angles: torch.Tensor | None = None) -> torch.Tensor:
@@ -253,7 +352,7 @@ class GivensLinear(nn.Module):
 
     def to_dense(self) -> torch.Tensor:
         """The circuit's matrix ``U``, shape ``(n, n)``; differentiable."""
-        return givens_matrix(self.gate_blocks(), self._schedule(self.n, False)[0])
+        return givens_matrix(self.gate_blocks(), self._decision(self.n, False).plan)
 
     def gate_tensors(self) -> dict[str, torch.Tensor]:
         """Every gate as a dense ``n × n`` tensor, keyed as in ``circuit.network()``.
@@ -304,11 +403,11 @@ class GivensLinear(nn.Module):
                 x2.shape[0],
                 training,
                 x2.device.type,
-                angles.element_size(),
+                dtype_name(angles.dtype),
                 self.strategy,
             )
             y = givens_apply(x2.contiguous(), blocks, token, strategy)
         else:
-            plan, strategy = self._schedule(x2.shape[0], training, angles)
-            y = givens_forward(x2, blocks, plan, strategy)
+            found = self._decision(x2.shape[0], training, angles, measure=True)
+            y = givens_forward(x2, blocks, found.plan, found.strategy)
         return y

@@ -208,9 +208,10 @@ def givens_report(
     mode: Literal["training", "inference"],
     strategy: str,
     reason: str,
-    basis: Literal["model", "forced"],
+    basis: Literal["model", "forced", "timed", "untimed"],
     model: MachineModel,
     itemsize: int,
+    measured_s: dict[str, float] | None = None,
 ) -> CostReport:
     """The cost report of a Givens circuit run by ``plan``: its three strategies and the choice.
 
@@ -247,6 +248,7 @@ def givens_report(
         strategy=strategy,
         reason=reason,
         basis=basis,
+        measured_s=measured_s,
         details=(
             f"circuit      {c.num_gates} rotations, depth {c.depth}; {len(plan.segments)} "
             f"segments of ≤ {plan.segment_gates} gates (width {plan.width})",

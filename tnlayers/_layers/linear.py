@@ -26,6 +26,7 @@ from .strategy import (
     Timing,
     close_call,
     decide,
+    dtype_name,
     execution,
     plan_for,
     programs,
@@ -34,10 +35,6 @@ from .strategy import (
 from .weight_cache import WeightCache
 
 __all__ = ["TNLinear", "TNLinearBase"]
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
 
 
 class TNLinearBase(nn.Module):
@@ -187,7 +184,7 @@ class TNLinearBase(nn.Module):
         own_dtype, own_device, _ = self._tensor_info()
         dtype = dtype or own_dtype
         device = torch.device(device) if device is not None else own_device
-        return plan_for(self._config, batch, _dtype_name(dtype), device.type)
+        return plan_for(self._config, batch, dtype_name(dtype), device.type)
 
     def decision(
         self,
@@ -224,7 +221,7 @@ class TNLinearBase(nn.Module):
         device = torch.device(device) if device is not None else own_device
         if measure:
             self._ensure_timed(batch, dtype, device, training)
-        return decide(self._config, batch, _dtype_name(dtype), device.type, training, self.strategy)
+        return decide(self._config, batch, dtype_name(dtype), device.type, training, self.strategy)
 
     def cost(
         self, batch: int = 64, *, mode: Mode = "training", measure: bool = False
@@ -271,7 +268,7 @@ class TNLinearBase(nn.Module):
         """Time both strategies for this key if the layer's option needs it and none was made."""
         if self.strategy not in ("auto", "autotune"):
             return
-        key = (self._config, batch, _dtype_name(dtype), device.type, training)
+        key = (self._config, batch, dtype_name(dtype), device.type, training)
         if REGISTRY.timing(key) is not False:
             return
         needs = self.strategy == "autotune" or self._close_call(key)
@@ -283,23 +280,23 @@ class TNLinearBase(nn.Module):
         if not compiling():
             self._ensure_timed(batch, dtype, device, training)
         return execution(
-            self._config, batch, _dtype_name(dtype), device.type, training, self.strategy
+            self._config, batch, dtype_name(dtype), device.type, training, self.strategy
         )
 
     def _close_call(self, key: tuple[int, int, str, str, bool]) -> bool:
-        config, batch, dtype_name, device_type, training = key
-        return close_call(plan_for(config, batch, dtype_name, device_type), training)
+        config, batch, name, device_type, training = key
+        return close_call(plan_for(config, batch, name, device_type), training)
 
     def _autotune(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
     ) -> Timing:
         x = self._timing_input(batch, dtype, device)
-        dtype_name = _dtype_name(dtype)
+        dtype_key = dtype_name(dtype)
         # Detached copies: timing must not touch the parameters' .grad.
         values = [p.detach().clone().requires_grad_(training) for p in self.network_tensors()]
         runs: dict[str, Callable[[], object]] = {}
         for name in STRATEGIES:
-            execution = (name, programs(self._config, batch, dtype_name, device.type, name))
+            execution = (name, programs(self._config, batch, dtype_key, device.type, name))
             if training:
                 runs[name] = partial(self._time_training_step, execution, x, values)
             elif name == "materialize":

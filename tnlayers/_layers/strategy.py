@@ -260,8 +260,14 @@ class _Registry:
 REGISTRY = _Registry()
 
 
-def _itemsize(dtype_name: str) -> int:
-    return torch.empty((), dtype=getattr(torch, dtype_name)).element_size()
+def dtype_name(dtype: torch.dtype) -> str:
+    """``"float32"`` for ``torch.float32``: how registry keys name dtypes."""
+    return str(dtype).removeprefix("torch.")
+
+
+def itemsize_of(name: str) -> int:
+    """Bytes per element of the dtype called ``name``."""
+    return torch.empty((), dtype=getattr(torch, name)).element_size()
 
 
 def plan_for(config: int, rows: int, dtype_name: str, device_type: str) -> Plan:
@@ -272,7 +278,7 @@ def plan_for(config: int, rows: int, dtype_name: str, device_type: str) -> Plan:
         rows,
         optimize=optimize,
         model=model or MachineModel.for_device(device_type),
-        itemsize=_itemsize(dtype_name),
+        itemsize=itemsize_of(dtype_name),
     )
 
 
