@@ -43,3 +43,14 @@ padded_networks = st.builds(
 any_network = st.one_of(
     custom_networks, mpo_networks, kronecker_networks, low_rank_networks, padded_networks
 )
+
+
+# Kronecker sums: (input factor sizes, output factor sizes, terms, seed), 2 to 4 bodies.
+kron_shapes = st.integers(2, 4).flatmap(
+    lambda m: st.tuples(
+        st.lists(st.integers(1, 4), min_size=m, max_size=m),
+        st.lists(st.integers(1, 4), min_size=m, max_size=m),
+        st.integers(1, 3),
+        st.integers(0, 10_000),
+    )
+)

@@ -9,33 +9,13 @@ import math
 import pytest
 import torch
 from hypothesis import given
-from hypothesis import strategies as st
 
 from tnlayers import nearest_kronecker
 
+from ..reference import explicit_kron_sum
+from ..strategies import kron_shapes
+
 F64 = torch.float64
-
-
-def _explicit(factors: list[torch.Tensor]) -> torch.Tensor:
-    """``Σ_k A_1[k]ᵀ ⊗ … ⊗ A_M[k]ᵀ`` written with torch.kron, the paper's eq. 4."""
-    # torch.kron fails on transposed views with size-1 dimensions (torch 2.13): copy first.
-    total = 0
-    for k in range(factors[0].shape[0]):
-        term = factors[0][k].T.clone(memory_format=torch.contiguous_format)
-        for f in factors[1:]:
-            term = torch.kron(term, f[k].T.clone(memory_format=torch.contiguous_format))
-        total = total + term
-    return total
-
-
-kron_shapes = st.integers(2, 4).flatmap(
-    lambda m: st.tuples(
-        st.lists(st.integers(1, 4), min_size=m, max_size=m),
-        st.lists(st.integers(1, 4), min_size=m, max_size=m),
-        st.integers(1, 3),
-        st.integers(0, 10_000),
-    )
-)
 
 
 @given(kron_shapes)
@@ -45,7 +25,7 @@ def test_nearest_kronecker_recovers_an_exact_sum(shape):
     factors = [
         torch.randn(terms, p, q, dtype=F64, generator=gen) for p, q in zip(ins, outs, strict=True)
     ]
-    weight = _explicit(factors)
+    weight = explicit_kron_sum(factors)
     approx = nearest_kronecker(weight, ins, outs, terms)
     assert approx.error < 1e-10
     torch.testing.assert_close(approx.to_dense(), weight, rtol=1e-8, atol=1e-8)

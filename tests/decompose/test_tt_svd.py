@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 import tnlayers
 from tnlayers import MPO, tt_svd
 
+from ..reference import relative_error
+
 F64 = torch.float64
 
 
@@ -25,11 +27,6 @@ def _random_mpo(seed: int, in_dims, out_dims, bonds) -> MPO:
         for k, (i, j) in enumerate(zip(in_dims, out_dims, strict=True))
     )
     return MPO(cores, math.prod(in_dims), math.prod(out_dims))
-
-
-def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach(), b.detach()
-    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
 
 mpo_shapes = st.integers(2, 4).flatmap(
@@ -55,7 +52,7 @@ def test_tt_svd_exact_at_full_bond_and_error_non_increasing(shape):
         approx = tt_svd(w, in_dims, out_dims, max_bond=bond)
         assert max(approx.mpo.bonds) <= bond
         # The reported error is the real one, not a bound.
-        assert approx.error == pytest.approx(_relative_error(approx.mpo.to_dense(), w), abs=1e-9)
+        assert approx.error == pytest.approx(relative_error(approx.mpo.to_dense(), w), abs=1e-9)
         errors.append(approx.error)
     assert all(b <= a + 1e-12 for a, b in itertools.pairwise(errors))
     assert errors[-1] < 1e-12
@@ -68,12 +65,12 @@ def test_tt_svd_tolerance_bound_and_padding():
         approx = tt_svd(w, cores=3, rel_error=tol)
         assert approx.error <= tol + 1e-12
         assert approx.mpo.to_dense().shape == (30, 97)
-        assert approx.error == pytest.approx(_relative_error(approx.mpo.to_dense(), w), abs=1e-9)
+        assert approx.error == pytest.approx(relative_error(approx.mpo.to_dense(), w), abs=1e-9)
     padded = tt_svd(w, cores=3).mpo
     assert padded.is_padded and math.prod(padded.in_dims) > 97
     cut = padded.truncate(max_bond=2)
     assert cut.error == pytest.approx(
-        _relative_error(cut.mpo.to_dense(), padded.to_dense()), abs=1e-9
+        relative_error(cut.mpo.to_dense(), padded.to_dense()), abs=1e-9
     )
 
 
@@ -129,7 +126,7 @@ def test_truncation_error_is_exact_and_bonds_capped(shape):
         cut = values.truncate(max_bond=cap)
         assert max(cut.mpo.bonds) <= cap
         assert cut.error == pytest.approx(
-            _relative_error(cut.mpo.to_dense(), values.to_dense()), abs=1e-9
+            relative_error(cut.mpo.to_dense(), values.to_dense()), abs=1e-9
         )
 
 

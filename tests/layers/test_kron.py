@@ -16,33 +16,14 @@ import tnlayers
 from tnlayers import KronLinear, nearest_kronecker
 from tnlayers.models import MLP, QiMLP
 
+from ..reference import explicit_kron_sum
+from ..strategies import kron_shapes
+
 F64 = torch.float64
-
-
-def _explicit(factors: list[torch.Tensor]) -> torch.Tensor:
-    """``Σ_k A_1[k]ᵀ ⊗ … ⊗ A_M[k]ᵀ`` written with torch.kron, the paper's eq. 4."""
-    # torch.kron fails on transposed views with size-1 dimensions (torch 2.13): copy first.
-    total = 0
-    for k in range(factors[0].shape[0]):
-        term = factors[0][k].T.clone(memory_format=torch.contiguous_format)
-        for f in factors[1:]:
-            term = torch.kron(term, f[k].T.clone(memory_format=torch.contiguous_format))
-        total = total + term
-    return total
 
 
 def _bodies(layer: KronLinear) -> list[torch.Tensor]:
     return [layer.tensors[f"body{m}"] for m in range(1, len(layer.network.in_dims) + 1)]
-
-
-kron_shapes = st.integers(2, 4).flatmap(
-    lambda m: st.tuples(
-        st.lists(st.integers(1, 4), min_size=m, max_size=m),
-        st.lists(st.integers(1, 4), min_size=m, max_size=m),
-        st.integers(1, 3),
-        st.integers(0, 10_000),
-    )
-)
 
 
 @given(kron_shapes, st.sampled_from(["sequential", "materialize"]))
@@ -58,7 +39,7 @@ def test_layer_equals_explicit_kron_sum_plus_bias(shape, strategy):
         strategy=strategy,
         dtype=F64,
     )
-    weight = _explicit(_bodies(layer))
+    weight = explicit_kron_sum(_bodies(layer))
     torch.testing.assert_close(layer.to_dense(), weight, rtol=1e-12, atol=1e-12)
     bias = layer.bias_factors[0]
     for beta in list(layer.bias_factors)[1:]:

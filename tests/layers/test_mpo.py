@@ -16,12 +16,9 @@ import tnlayers
 from tnlayers import MPOConv2d, MPOLinear, tt_svd
 from tnlayers.models import FC2, LeNet5
 
+from ..reference import relative_error
+
 F64 = torch.float64
-
-
-def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach(), b.detach()
-    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
 
 def test_mpo_linear_picks_factorisations_and_counts():
@@ -72,7 +69,7 @@ def test_from_linear_at_full_bond_and_truncated():
     torch.testing.assert_close(layer(x), linear(x), rtol=1e-10, atol=1e-10)
     small = MPOLinear.from_linear(linear, max_bond=2, in_dims=(2, 3, 7, 2), out_dims=(1, 5, 2, 1))
     expected = tt_svd(linear.weight, (2, 3, 7, 2), (1, 5, 2, 1), max_bond=2)
-    assert _relative_error(small.to_dense(), linear.weight.detach()) == pytest.approx(
+    assert relative_error(small.to_dense(), linear.weight.detach()) == pytest.approx(
         expected.error, abs=1e-10
     )
     assert max(small.mpo().bonds) <= 2
