@@ -262,3 +262,19 @@ def test_report_of_a_perfect_and_of_a_diverged_classifier() -> None:
     assert report.diverged and math.isnan(report.loss) and math.isnan(report.roc_auc)
     assert report.accuracy == pytest.approx(0.25)
     assert "diverged" in str(report)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["QDFNN", "QRFNN"])
+def test_models_with_circuits_compile_whole(name):
+    model = getattr(tnlayers.models, name)(4, 3).double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    compiled = torch.compile(model, fullgraph=True)
+    y = compiled(x)
+    torch.testing.assert_close(y, model(x))
+    y.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(x).sum().backward()
+    for got, want in zip(grads, (p.grad for p in model.parameters()), strict=True):
+        torch.testing.assert_close(got, want)
