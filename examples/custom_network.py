@@ -49,7 +49,7 @@ def main() -> None:
     print(tnlayers.summary(model, batch=100))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     epochs = -(-steps * 100 // len(x_train))  # enough passes for `steps` minibatches of 100
-    tnlayers.training.fit(
+    tnlayers.training.train(
         model, x_train, y_train, opt, epochs=epochs, batch=100, max_steps=steps,
         generator=torch.Generator().manual_seed(0), progress=True,
     )  # fmt: skip

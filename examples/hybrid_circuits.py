@@ -139,7 +139,7 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     batch = settings.batch or len(x_train)
     # A divergence stops training; the report below says so.
-    tnlayers.training.fit(
+    tnlayers.training.train(
         model, x_train, y_train, optimizer, epochs=settings.epochs, batch=batch, generator=gen
     )
     report = tnlayers.analysis.classification_report(model, x_test, y_test)

@@ -113,7 +113,7 @@ def train(
         if dev > best_dev:
             best_dev, best_epoch, test_at_best = dev, epoch, test_last
 
-    fitted = tnlayers.training.fit(
+    fitted = tnlayers.training.train(
         model, x_train, y_train, opt, epochs=epochs, batch=100, scheduler=schedule,
         generator=gen, on_epoch=evaluate,
     )  # fmt: skip

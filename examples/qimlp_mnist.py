@@ -111,7 +111,7 @@ def train(job: Job) -> tuple[Run, dict[str, tnlayers.analysis.Correlation] | Non
             best_dev, best_epoch, test_at_best = dev, epoch, test_last
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
 
-    tnlayers.training.fit(
+    tnlayers.training.train(
         model, x_train, y_train, opt, epochs=job.epochs, batch=50, generator=gen,
         on_epoch=evaluate,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""One training loop for classifiers on in-memory data: ``fit`` (any optimiser, schedule and
+"""One training loop for classifiers on in-memory data: ``train`` (any optimiser, schedule and
 per-epoch callback, stops on a non-finite loss) and ``fine_tune`` built on it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["FineTuneResult", "FitResult", "evaluate_accuracy", "fine_tune", "fit"]
+__all__ = ["FineTuneResult", "TrainResult", "evaluate_accuracy", "fine_tune", "train"]
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class FineTuneResult:
 
 
 @dataclass(frozen=True)
-class FitResult:
-    """What [`fit`][tnlayers.training.fit] did.
+class TrainResult:
+    """What [`train`][tnlayers.training.train] did.
 
     Attributes
     ----------
@@ -42,7 +42,7 @@ class FitResult:
     diverged: bool
 
 
-def fit(
+def train(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -56,7 +56,7 @@ def fit(
     on_epoch: Callable[[int], None] | None = None,
     progress: bool = False,
     desc: str = "training",
-) -> FitResult:
+) -> TrainResult:
     """Train a classifier with cross-entropy: shuffled minibatches, epoch after epoch.
 
     The loop the examples and [`fine_tune`][tnlayers.training.fine_tune] share, so a
@@ -97,12 +97,12 @@ def fit(
             seen = 0.0
             for start in range(0, len(x), batch):
                 if max_steps is not None and steps >= max_steps:
-                    return FitResult(tuple(losses), steps, False)
+                    return TrainResult(tuple(losses), steps, False)
                 idx = order[start : start + batch]
                 optimizer.zero_grad()
                 loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
                 if not torch.isfinite(loss):
-                    return FitResult(tuple(losses), steps, True)
+                    return TrainResult(tuple(losses), steps, True)
                 loss.backward()
                 optimizer.step()
                 if scheduler is not None:
@@ -114,7 +114,7 @@ def fit(
             bar.set_postfix_str(f"loss {losses[-1]:.4f}")
             if on_epoch is not None:
                 on_epoch(epoch)
-    return FitResult(tuple(losses), steps, False)
+    return TrainResult(tuple(losses), steps, False)
 
 
 @torch.no_grad()
@@ -148,7 +148,7 @@ def fine_tune(
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> FineTuneResult:
-    """Train ``model`` in place with Adam and cross-entropy ([`fit`][tnlayers.training.fit]);
+    """Train ``model`` in place with Adam and cross-entropy ([`train`][tnlayers.training.train]);
     report accuracy before and after.
 
     Pruning masks (``torch.nn.utils.prune``) stay applied throughout: the optimiser updates the
@@ -171,7 +171,7 @@ def fine_tune(
     """
     before = evaluate_accuracy(model, x_eval, y_eval)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    result = fit(
+    result = train(
         model, x, y, optimizer, epochs=epochs, batch=batch, generator=generator,
         progress=progress, desc="fine-tune",
     )  # fmt: skip
