@@ -37,6 +37,10 @@ from ._core.errors import ShapeError as ShapeError
 from ._core.errors import TNLayersError as TNLayersError
 from ._core.network import Network as Network
 from ._core.plan import plan as plan
+from ._core.topologies import cp as cp
+from ._core.topologies import tensor_ring as tensor_ring
+from ._core.topologies import tree as tree
+from ._core.topologies import tucker as tucker
 from ._decompose.compress import CompressionReport as CompressionReport
 from ._decompose.compress import LowRankConv2d as LowRankConv2d
 from ._decompose.compress import compress as compress
@@ -86,6 +90,7 @@ __all__ = [
     "compression_ratio",
     "contraction",
     "cost",
+    "cp",
     "data",
     "draw",
     "kronecker",
@@ -95,6 +100,9 @@ __all__ = [
     "nearest_kronecker",
     "plan",
     "summary",
+    "tensor_ring",
     "training",
+    "tree",
     "tt_svd",
+    "tucker",
 ]

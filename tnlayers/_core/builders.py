@@ -19,7 +19,7 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _check_dims(name: str, dims: object) -> None:
+def check_dims(name: str, dims: object) -> None:
     """``dims`` is a positive integer or a non-empty sequence of them, else a clear error."""
     if _is_count(dims):
         return
@@ -35,14 +35,15 @@ def _check_dims(name: str, dims: object) -> None:
     )
 
 
-def _check_count(name: str, value: object) -> None:
+def check_count(name: str, value: object) -> None:
+    """``value`` is a positive integer, else a clear error."""
     if not _is_count(value):
         raise NetworkSpecError(f"{name} must be a positive integer, got {value!r}")
 
 
 def as_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
     """Leg sizes for ``dims`` and the feature size they serve (below the product if padded)."""
-    _check_dims(name, dims)
+    check_dims(name, dims)
     if isinstance(dims, int):
         split = factorize(dims, parts)
         return split.dims, split.features
@@ -52,10 +53,31 @@ def as_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
 
 def kron_dims(name: str, dims: Dims, parts: int) -> tuple[tuple[int, ...], int]:
     """Like ``as_dims``, but integers split by QiMLP's rule (factors as large as possible)."""
-    _check_dims(name, dims)
+    check_dims(name, dims)
     if isinstance(dims, int):
         return kronecker_factors(dims, parts), dims
     return as_dims(name, dims, parts)
+
+
+def bond_sizes(name: str, bond: int | Sequence[int], count: int, what: str) -> tuple[int, ...]:
+    """``count`` bond sizes from one size or one per bond, validated; ``what`` names the network
+    in the error (``"an MPO with 4 cores"``)."""
+    if isinstance(bond, int) and not isinstance(bond, bool):
+        if count and bond < 1:
+            raise NetworkSpecError(f"{name} must be a positive integer, got {bond!r}")
+        return (bond,) * count
+    if not (isinstance(bond, Sequence) and not isinstance(bond, str)):
+        raise ArgumentTypeError(
+            f"{name} must be a positive integer or one per bond, got {bond!r} "
+            f"({type(bond).__name__})"
+        )
+    sizes = tuple(bond)
+    if len(sizes) != count:
+        raise NetworkSpecError(f"{what} has {count} bonds, got {name}={bond!r}")
+    for k, size in enumerate(sizes, start=1):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise NetworkSpecError(f"bond b{k} must be a positive integer, got {size!r}")
+    return sizes
 
 
 def default_parts(*dims: Dims) -> int:
@@ -97,10 +119,10 @@ def mpo(
     >>> mpo((4, 7, 7, 4), (4, 4, 4, 4), 2).num_params  # MPO-Net's FC2 layer 1 at D = 2
     288
     """
-    _check_dims("in_dims", in_dims)
-    _check_dims("out_dims", out_dims)
+    check_dims("in_dims", in_dims)
+    check_dims("out_dims", out_dims)
     if cores is not None:
-        _check_count("cores", cores)
+        check_count("cores", cores)
     parts = cores if cores is not None else default_parts(in_dims, out_dims)
     ins, in_features = as_dims("in_dims", in_dims, parts)
     outs, out_features = as_dims("out_dims", out_dims, parts)
@@ -110,21 +132,7 @@ def mpo(
             f"out_dims {outs} has {len(outs)} (use size-1 legs to even them out)"
         )
     n = len(ins)
-    if isinstance(bond, int) and not isinstance(bond, bool):
-        bonds: tuple[int, ...] = (bond,) * (n - 1)
-    elif isinstance(bond, Sequence) and not isinstance(bond, str):
-        bonds = tuple(bond)
-    else:
-        raise ArgumentTypeError(
-            f"bond must be a positive integer or one per bond, got {bond!r} ({type(bond).__name__})"
-        )
-    if n > 1 and isinstance(bond, int) and bond < 1:
-        raise NetworkSpecError(f"bond must be a positive integer, got {bond!r}")
-    if len(bonds) != n - 1:
-        raise NetworkSpecError(f"an MPO with {n} cores has {n - 1} bonds, got bond={bond!r}")
-    for k, size in enumerate(bonds, start=1):
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise NetworkSpecError(f"bond b{k} must be a positive integer, got {size!r}")
+    bonds = bond_sizes("bond", bond, n - 1, f"an MPO with {n} cores")
     tensors = []
     for k in range(1, n + 1):
         legs: list[tuple[str, int]] = []
@@ -171,11 +179,11 @@ def kronecker(
     >>> kronecker((28, 28), (28, 28), terms=1).num_params
     1568
     """
-    _check_count("terms", terms)
-    _check_dims("in_dims", in_dims)
-    _check_dims("out_dims", out_dims)
+    check_count("terms", terms)
+    check_dims("in_dims", in_dims)
+    check_dims("out_dims", out_dims)
     if bodies is not None:
-        _check_count("bodies", bodies)
+        check_count("bodies", bodies)
     parts = (
         bodies
         if bodies is not None

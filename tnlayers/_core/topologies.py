@@ -1,0 +1,268 @@
+"""Builders for the classic tensor-network topologies beyond the papers' families: tensor ring,
+CP, Tucker and binary tree. Each returns an ordinary `Network`; sizes given as integers are
+factorised as ``mpo`` does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .builders import Dims, as_dims, bond_sizes, check_count, check_dims, default_parts
+from .errors import ArgumentTypeError, NetworkSpecError
+from .network import Network
+
+__all__ = ["cp", "tensor_ring", "tree", "tucker"]
+
+
+def _legs(
+    in_dims: Dims, out_dims: Dims, parts: int | None, *, paired: bool, what: str
+) -> tuple[tuple[int, ...], int, tuple[int, ...], int]:
+    """Input and output leg sizes and the features they serve; ``paired``: as many of each."""
+    check_dims("in_dims", in_dims)
+    check_dims("out_dims", out_dims)
+    if parts is not None:
+        check_count("cores" if paired else "parts", parts)
+    count = parts if parts is not None else default_parts(in_dims, out_dims)
+    ins, in_features = as_dims("in_dims", in_dims, count)
+    outs, out_features = as_dims("out_dims", out_dims, count)
+    if paired and len(ins) != len(outs):
+        raise NetworkSpecError(
+            f"{what} pairs input and output legs: in_dims {ins} has {len(ins)} legs, "
+            f"out_dims {outs} has {len(outs)} (use size-1 legs to even them out)"
+        )
+    return ins, in_features, outs, out_features
+
+
+def _network(
+    tensors: list[tuple[str, list[tuple[str, int]]]],
+    ins: tuple[int, ...],
+    outs: tuple[int, ...],
+    in_features: int,
+    out_features: int,
+) -> Network:
+    return Network(
+        tensors,
+        [f"i{k}" for k in range(1, len(ins) + 1)],
+        [f"j{k}" for k in range(1, len(outs) + 1)],
+        in_features=in_features,
+        out_features=out_features,
+        allow_padding=True,
+    )
+
+
+def tensor_ring(
+    in_dims: Dims,
+    out_dims: Dims,
+    bond: int | Sequence[int],
+    *,
+    cores: int | None = None,
+) -> Network:
+    r"""A tensor ring: an MPO whose last core is joined to the first by one more bond.
+
+    Core ``k`` is ``core{k}`` with legs ``(b{k-1}, j{k}, i{k}, b{k})`` as in
+    [`mpo`][tnlayers.mpo], and the closing bond ``b{n}`` is core ``n``'s right and core 1's left
+    leg, so that
+
+    $$W_{(j_1\dots j_n),(i_1\dots i_n)} = \operatorname{tr} \prod_k G_k[:, j_k, i_k, :].$$
+
+    ``Σ_k D_{k-1} J_k I_k D_k`` parameters: ``bond² · Σ_k I_k J_k`` for one bond size.
+
+    Parameters
+    ----------
+    in_dims, out_dims
+        Input and output leg sizes ``I_k`` and ``J_k``, or feature sizes to factorise.
+    bond
+        Bond size for every bond, or one per bond (``n`` values: ``b1 … b{n-1}``, then the
+        closing ``b{n}``).
+    cores
+        Number of cores (at least 2) when both sizes are integers (default: legs of about 8).
+
+    Examples
+    --------
+    >>> tensor_ring((4, 7, 7, 4), (4, 4, 4, 4), 2).num_params  # 2² · (16 + 28 + 28 + 16)
+    352
+    """
+    ins, in_features, outs, out_features = _legs(
+        in_dims, out_dims, cores, paired=True, what="a tensor ring"
+    )
+    n = len(ins)
+    if n < 2:
+        raise NetworkSpecError(
+            f"a tensor ring needs at least 2 cores, got {n} (in_dims {ins}); use mpo for one"
+        )
+    bonds = bond_sizes("bond", bond, n, f"a tensor ring of {n} cores")
+    tensors = []
+    for k in range(1, n + 1):
+        left = f"b{n}" if k == 1 else f"b{k - 1}"
+        size_left = bonds[n - 1] if k == 1 else bonds[k - 2]
+        legs = [(left, size_left), (f"j{k}", outs[k - 1]), (f"i{k}", ins[k - 1])]
+        legs.append((f"b{k}", bonds[k - 1]))
+        tensors.append((f"core{k}", legs))
+    return _network(tensors, ins, outs, in_features, out_features)
+
+
+def cp(
+    in_dims: Dims,
+    out_dims: Dims,
+    rank: int,
+    *,
+    parts: int | None = None,
+) -> Network:
+    r"""A canonical polyadic (CP) decomposition: one factor per leg, all sharing one rank index.
+
+    Input factor ``a{m}`` has legs ``(r, i{m})``, output factor ``c{m}`` legs ``(r, j{m})``; the
+    rank index ``r`` is a hyperedge joining them all, so that
+
+    $$W_{(j_1\dots),(i_1\dots)} = \sum_r \prod_m A_m[r, i_m] \prod_m C_m[r, j_m].$$
+
+    ``rank · (Σ I_k + Σ J_k)`` parameters. The two sides may have different numbers of legs.
+
+    Parameters
+    ----------
+    in_dims, out_dims
+        Leg sizes, or feature sizes to factorise into ``parts`` legs each.
+    rank
+        ``R``, the number of rank-one terms.
+    parts
+        Legs per side when sizes are integers (default: legs of about 8).
+
+    Examples
+    --------
+    >>> cp((4, 7, 7, 4), (4, 4, 4, 4), 10).num_params  # 10 · (22 + 16)
+    380
+    """
+    check_count("rank", rank)
+    ins, in_features, outs, out_features = _legs(
+        in_dims, out_dims, parts, paired=False, what="a CP network"
+    )
+    tensors: list[tuple[str, list[tuple[str, int]]]] = [
+        (f"a{m}", [("r", rank), (f"i{m}", size)]) for m, size in enumerate(ins, start=1)
+    ]
+    tensors += [(f"c{m}", [("r", rank), (f"j{m}", size)]) for m, size in enumerate(outs, start=1)]
+    return _network(tensors, ins, outs, in_features, out_features)
+
+
+def tucker(
+    in_dims: Dims,
+    out_dims: Dims,
+    ranks: int | Sequence[int],
+    *,
+    parts: int | None = None,
+) -> Network:
+    r"""A Tucker network: a core with one rank leg per open leg, and one factor per open leg.
+
+    The core ``core`` has legs ``(s{1} …, t{1} …)``, input factor ``u{m}`` legs ``(i{m}, s{m})``
+    and output factor ``v{m}`` legs ``(j{m}, t{m})``, so that
+
+    $$W_{(j\dots),(i\dots)} = \sum_{s,t} G[s_1 \dots, t_1 \dots] \prod_m U_m[i_m, s_m]
+    \prod_m V_m[j_m, t_m].$$
+
+    ``Π ranks + Σ size·rank`` parameters.
+
+    Parameters
+    ----------
+    in_dims, out_dims
+        Leg sizes, or feature sizes to factorise into ``parts`` legs each.
+    ranks
+        One rank for every leg, or one per leg: inputs first, then outputs.
+    parts
+        Legs per side when sizes are integers (default: legs of about 8).
+
+    Examples
+    --------
+    >>> tucker((28, 28), (16, 16), 4).num_params  # 4⁴ + 4 · (28 + 28 + 16 + 16)
+    608
+    """
+    ins, in_features, outs, out_features = _legs(
+        in_dims, out_dims, parts, paired=False, what="a Tucker network"
+    )
+    legs = len(ins) + len(outs)
+    if isinstance(ranks, int) and not isinstance(ranks, bool):
+        check_count("ranks", ranks)
+        sizes: tuple[int, ...] = (ranks,) * legs
+    elif isinstance(ranks, Sequence) and not isinstance(ranks, str):
+        sizes = tuple(ranks)
+        if len(sizes) != legs:
+            raise NetworkSpecError(
+                f"a Tucker network with {len(ins)} input and {len(outs)} output legs needs "
+                f"{legs} ranks (inputs first, then outputs), got ranks={tuple(ranks)!r}"
+            )
+        for k, size in enumerate(sizes):
+            check_count(f"ranks[{k}]", size)
+    else:
+        raise ArgumentTypeError(
+            f"ranks must be a positive integer or one per leg, got {ranks!r} "
+            f"({type(ranks).__name__})"
+        )
+    in_ranks, out_ranks = sizes[: len(ins)], sizes[len(ins) :]
+    core = [(f"s{m}", r) for m, r in enumerate(in_ranks, start=1)]
+    core += [(f"t{m}", r) for m, r in enumerate(out_ranks, start=1)]
+    tensors: list[tuple[str, list[tuple[str, int]]]] = [("core", core)]
+    tensors += [
+        (f"u{m}", [(f"i{m}", size), (f"s{m}", r)])
+        for m, (size, r) in enumerate(zip(ins, in_ranks, strict=True), start=1)
+    ]
+    tensors += [
+        (f"v{m}", [(f"j{m}", size), (f"t{m}", r)])
+        for m, (size, r) in enumerate(zip(outs, out_ranks, strict=True), start=1)
+    ]
+    return _network(tensors, ins, outs, in_features, out_features)
+
+
+def tree(
+    in_dims: Dims,
+    out_dims: Dims,
+    bond: int,
+    *,
+    leaves: int | None = None,
+) -> Network:
+    r"""A binary tree tensor network: leaves carry the open legs, internal nodes only bonds.
+
+    Leaf ``k`` is ``leaf{k}`` with legs ``(i{k}, j{k}, e…)``, ``e…`` its bond to its parent.
+    Leaves are paired left to right into nodes ``node{level}_{index}``, each joining its two
+    children's bonds and a bond to its own parent; an odd one out goes up a level alone; the
+    root joins its two children only. Every bond has size ``bond``. With ``n`` leaves there are
+    ``n − 1`` internal nodes: ``bond · Σ_k I_k J_k + (n − 2) · bond³ + bond²`` parameters for
+    ``n ≥ 2``.
+
+    Parameters
+    ----------
+    in_dims, out_dims
+        Leg sizes (one input and one output leg per leaf), or feature sizes to factorise.
+    bond
+        Size of every bond.
+    leaves
+        Number of leaves when both sizes are integers (default: legs of about 8).
+
+    Examples
+    --------
+    >>> tree((4, 7, 7, 4), (4, 4, 4, 4), 3).num_params  # 3·88 + 2·27 + 9
+    327
+    """
+    check_count("bond", bond)
+    ins, in_features, outs, out_features = _legs(
+        in_dims, out_dims, leaves, paired=True, what="a tree"
+    )
+    n = len(ins)
+    if n == 1:
+        tensors = [("leaf1", [("i1", ins[0]), ("j1", outs[0])])]
+        return _network(tensors, ins, outs, in_features, out_features)
+    legs: dict[str, list[tuple[str, int]]] = {
+        f"leaf{k}": [(f"i{k}", ins[k - 1]), (f"j{k}", outs[k - 1])] for k in range(1, n + 1)
+    }
+    level_nodes = list(legs)
+    level, bonds = 0, 0
+    while len(level_nodes) > 1:
+        level += 1
+        parents: list[str] = []
+        for index in range(0, len(level_nodes) - 1, 2):
+            parent = f"node{level}_{index // 2 + 1}"
+            legs[parent] = []
+            for child in level_nodes[index : index + 2]:
+                bonds += 1
+                legs[child].append((f"e{bonds}", bond))
+                legs[parent].append((f"e{bonds}", bond))
+            parents.append(parent)
+        if len(level_nodes) % 2:  # the odd one out goes up alone
+            parents.append(level_nodes[-1])
+        level_nodes = parents
+    return _network(list(legs.items()), ins, outs, in_features, out_features)
