@@ -45,7 +45,8 @@ def _dense_output(case: Case, layer: nn.Module, x: torch.Tensor) -> torch.Tensor
     w = layer.to_dense()  # type: ignore[operator]
     assert w.shape == (layer.out_features, layer.in_features)
     if case.conv:
-        kernel = w.reshape(w.shape[0], x.shape[1], *layer.kernel_size)  # type: ignore[union-attr]
+        groups = getattr(layer, "groups", 1)
+        kernel = w.reshape(w.shape[0], x.shape[1] // groups, *layer.kernel_size)  # type: ignore[union-attr]
         return F.conv2d(x, kernel, _bias(layer), **(case.geometry or {}))
     y = x.to(w.dtype) @ w.T
     bias = _bias(layer)
@@ -73,6 +74,22 @@ CASES: dict[str, Case] = {
         (2, 2, 5, 5),
         conv=True,
         geometry={"padding": 1},
+    ),
+    "TNConv2d-ring": Case(
+        lambda: tnlayers.TNConv2d(
+            2, 4, 3, padding=1, network=tnlayers.tensor_ring((3, 6), (2, 2), 2), dtype=F64
+        ),
+        (2, 2, 5, 5),
+        conv=True,
+        geometry={"padding": 1},
+    ),
+    "TNConv2d-grouped": Case(
+        lambda: tnlayers.TNConv2d(
+            4, 6, 3, padding=1, groups=2, network=tnlayers.cp(18, 6, 3, parts=2), dtype=F64
+        ),
+        (2, 4, 5, 5),
+        conv=True,
+        geometry={"padding": 1, "groups": 2},
     ),
     "KronLinear": Case(lambda: tnlayers.KronLinear(12, 6, bodies=2, terms=2, dtype=F64), (3, 12)),
     "GivensLinear": Case(lambda: tnlayers.GivensLinear(6, dtype=F64), (4, 6)),

@@ -47,6 +47,7 @@ from ._decompose.compress import compress as compress
 from ._decompose.kron import nearest_kronecker as nearest_kronecker
 from ._decompose.mpo import MPO as MPO
 from ._decompose.mpo import tt_svd as tt_svd
+from ._layers.conv import TNConv2d as TNConv2d
 from ._layers.kron import KronLinear as KronLinear
 from ._layers.linear import TNLinear as TNLinear
 from ._layers.linear import TNLinearBase as TNLinearBase
@@ -77,6 +78,7 @@ __all__ = [
     "QubitCircuit",
     "QubitCircuitLinear",
     "ShapeError",
+    "TNConv2d",
     "TNLayersError",
     "TNLinear",
     "TNLinearBase",

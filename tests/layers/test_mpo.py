@@ -169,8 +169,13 @@ def test_from_conv_full_bond_and_cost_counts_unfolded_rows():
         fresh.cost(256)
     with pytest.raises(tnlayers.ShapeError, match="6 channels"):
         fresh(torch.randn(2, 3, 14, 14))
-    with pytest.raises(tnlayers.OptionError, match="groups=1"):
-        MPOConv2d.from_conv(nn.Conv2d(4, 4, 3, groups=2))
+    grouped = nn.Conv2d(4, 6, 3, groups=2, dtype=F64)  # grouped kernels decompose too
+    layer = MPOConv2d.from_conv(grouped, max_bond=64, dtype=F64)
+    x = torch.randn(2, 4, 7, 7, dtype=F64)
+    torch.testing.assert_close(layer(x), grouped(x))
+    assert layer.strategy == "materialize"
+    with pytest.raises(tnlayers.OptionError, match="padding_mode"):
+        MPOConv2d.from_conv(nn.Conv2d(4, 4, 3, padding_mode="reflect"))
 
 
 @pytest.mark.parametrize(

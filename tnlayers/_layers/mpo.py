@@ -8,15 +8,13 @@ from typing import Any, Literal, TypeVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
 
 from .._core.builders import Dims, mpo
-from .._core.cost import CostReport, Mode
 from .._core.errors import ArgumentTypeError, OptionError, ShapeError
 from .._core.network import Network
 from .._decompose.mpo import MPO, CanonicalForm, tt_svd
-from .linear import TNLinear, compiling
-from .strategy import Execution
+from .conv import TNConv2d, conv_geometry
+from .linear import TNLinear
 
 __all__ = ["MPOConv2d", "MPOLinear"]
 
@@ -229,22 +227,7 @@ class MPOLinear(MPOLayerBase):
         return MPOLinear.from_mpo(values, bias, **self._settings())
 
 
-def _pair(name: str, value: Pair, smallest: int = 1) -> tuple[int, int]:
-    """``value`` as a pair of ints, each at least ``smallest``; a clear error otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        pair: tuple[object, ...] = (value, value)
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        pair = tuple(value)
-    else:
-        pair = ()
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair):
-        raise ArgumentTypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if any(v < smallest for v in pair):  # type: ignore[operator]
-        raise OptionError(f"{name} must be at least {smallest}, got {value!r}")
-    return pair  # type: ignore[return-value]
-
-
-class MPOConv2d(MPOLayerBase):
+class MPOConv2d(TNConv2d, MPOLayerBase):
     r"""A drop-in for ``nn.Conv2d`` whose ``(C_out, C_in·kh·kw)`` weight is an MPO.
 
     The flattened kernel index is ``nn.Conv2d``'s (channel, then kernel row, then column), so
@@ -257,8 +240,9 @@ class MPOConv2d(MPOLayerBase):
     ----------
     in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode
         As ``nn.Conv2d``, in the same positions (``padding`` may be ``"same"`` or ``"valid"``;
-        ``groups=1`` and ``padding_mode="zeros"`` only). The MPO's own arguments are
-        keyword-only, so ``MPOConv2d(3, 8, 3, 1, 1, bond=4)`` reads as ``nn.Conv2d(3, 8, 3, 1, 1)``.
+        ``padding_mode="zeros"`` only; grouped convolutions run the materialized kernel). The
+        MPO's own arguments are keyword-only, so ``MPOConv2d(3, 8, 3, 1, 1, bond=4)`` reads as
+        ``nn.Conv2d(3, 8, 3, 1, 1)``.
     bond, in_dims, out_dims, cores, init, **kwargs
         As [`MPOLinear`][tnlayers.MPOLinear], for ``in_features = C_in·kh·kw`` and
         ``out_features = C_out``.
@@ -295,172 +279,23 @@ class MPOConv2d(MPOLayerBase):
         init: Init = "variance",
         **kwargs: Any,
     ) -> None:
-        if groups != 1 or padding_mode != "zeros":
-            raise OptionError(
-                f"MPOConv2d supports groups=1 and padding_mode='zeros', got groups={groups!r}, "
-                f"padding_mode={padding_mode!r}"
-            )
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
-        kernel = _pair("kernel_size", kernel_size)
-        stride_pair = _pair("stride", stride)
-        dilation_pair = _pair("dilation", dilation)
-        padding_value: tuple[int, int] | str
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise OptionError(f"padding must be 'same', 'valid' or ints, got {padding!r}")
-            if padding == "same" and stride_pair != (1, 1):
-                raise OptionError("padding='same' needs stride 1 (as in nn.Conv2d)")
-            padding_value = padding
-        else:
-            padding_value = _pair("padding", padding, smallest=0)
-        network = _mpo_network(
-            in_channels * kernel[0] * kernel[1], out_channels, bond, in_dims, out_dims, cores
+        geometry = conv_geometry(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
         )
-        super().__init__(network, bias, init=init, **kwargs)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel
-        self.stride = stride_pair
-        self.dilation = dilation_pair
-        self.padding = padding_value
-        self._last_image_size: tuple[int, int] | None = None
-        self._timing_shape: tuple[int, ...] | None = None
-        self._register_config()  # again: the geometry is part of what timing depends on
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
-            + super().extra_repr()
-        )
-
-    # ------------------------------------------------------------------ geometry
-    def _padding(self) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
-        """Symmetric padding for the conv/unfold call, and any extra (left, right, top, bottom)
-        zero padding to apply first (``"same"`` with an even kernel puts the odd one right)."""
-        if self.padding == "valid":
-            return (0, 0), None
-        if self.padding == "same":
-            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size, strict=True)]
-            top, left = totals[0] // 2, totals[1] // 2
-            if totals == [2 * top, 2 * left]:
-                return (top, left), None
-            return (0, 0), (left, totals[1] - left, top, totals[0] - top)
-        return self.padding, None  # type: ignore[return-value]
-
-    def output_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
-        """``(H_out, W_out)`` for an input of ``(H, W)``."""
-        left, right, top, bottom = self._padding()[1] or (0, 0, 0, 0)
-        return self._unpadded_output(image_size[0] + top + bottom, image_size[1] + left + right)
-
-    def _unpadded_output(self, height: int, width: int) -> tuple[int, int]:
-        """Output size for an input already carrying any asymmetric ``"same"`` padding."""
-        padding = self._padding()[0]
-        h, w = (
-            (size + 2 * pad - d * (k - 1) - 1) // s + 1
-            for size, pad, d, k, s in zip(
-                (height, width), padding, self.dilation, self.kernel_size, self.stride, strict=True
-            )
-        )
-        return h, w
-
-    # ------------------------------------------------------------------ cost
-    def cost(
-        self,
-        batch: int = 64,
-        *,
-        mode: Mode = "training",
-        measure: bool = False,
-        image_size: tuple[int, int] | None = None,
-    ) -> CostReport:
-        """The cost report for ``batch`` images of ``image_size`` (default: the last input's).
-
-        The contraction sees ``batch · H_out · W_out`` rows of ``C_in·kh·kw`` features: the
-        unfolded input, which is what both strategies multiply.
-        """
-        size = image_size or self._last_image_size
-        if size is None:
-            raise OptionError(
-                "MPOConv2d.cost needs image_size=(H, W): the contraction's rows are "
-                "batch · H_out · W_out (or run the layer once and it uses that input's size)"
-            )
-        h, w = self.output_size(size)
-        return self.rows_cost(batch * h * w, mode=mode, measure=measure)
-
-    # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolve ``x`` of shape ``(B, C_in, H, W)``."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ShapeError(
-                f"input has shape {tuple(x.shape)}, but MPOConv2d expects "
-                f"(batch, {self.in_channels} channels, height, width)"
-            )
-        h_out, w_out = self.output_size((x.shape[2], x.shape[3]))
-        if h_out < 1 or w_out < 1:
-            raise ShapeError(
-                f"input of {x.shape[2]}×{x.shape[3]} is smaller than the dilated kernel "
-                f"{self.kernel_size} (dilation {self.dilation}) after padding {self.padding}"
-            )
-        extra = self._padding()[1]
-        if extra is not None:
-            x = F.pad(x, extra)
-        if not compiling():
-            self._last_image_size = self._image_size(x)
-            self._timing_shape = tuple(x.shape)
-        execution, _, _ = self._prepare(x, x.shape[0] * h_out * w_out)
-        return self._apply_execution(execution, x)
-
-    def _timing_context(self) -> tuple[object, ...]:
-        return ("conv2d", self.kernel_size, self.stride, self.padding, self.dilation)
-
-    def _close_call(self, key: tuple[int, int, str, str, bool]) -> bool:
-        # The cost model does not count the unfold copy of the sequential path, so "auto"
-        # always times both real paths once per input size.
-        return True
-
-    def _image_size(self, padded: torch.Tensor) -> tuple[int, int]:
-        left, right, top, bottom = self._padding()[1] or (0, 0, 0, 0)
-        return int(padded.shape[2]) - top - bottom, int(padded.shape[3]) - left - right
-
-    def _timing_input(self, rows: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        # Time the real convolution paths on the input being run, not a stand-in GEMM: conv
-        # kernels and the unfold copy change which strategy wins.
-        if self._timing_shape is None:
-            return super()._timing_input(rows, dtype, device)
-        return torch.randn(self._timing_shape, dtype=dtype, device=device)
-
-    def _apply_execution(
-        self,
-        execution: Execution,
-        x: torch.Tensor,
-        use_cache: bool = True,
-        values: list[torch.Tensor] | None = None,
-        weight: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        if x.dim() == 2:  # a timing stand-in before any image was seen
-            return super()._apply_execution(execution, x, use_cache, values, weight)
-        padding = self._padding()[0]
-        if execution[0] == "materialize":
-            if weight is None:
-                # The kernel is contracted in the parameters' precision; autocast casts for conv.
-                with torch.autocast(x.device.type, enabled=False):
-                    weight = self._weight(execution[1][0], use_cache, values)
-            kernel = weight.reshape(self.out_channels, self.in_channels, *self.kernel_size)
-            return F.conv2d(x, kernel, self.bias, self.stride, padding, self.dilation)
-        batch = x.shape[0]
-        h_out, w_out = self._unpadded_output(x.shape[2], x.shape[3])
-        cols = F.unfold(x, self.kernel_size, self.dilation, padding, self.stride)  # (B, C·kk, L)
-        flat = cols.transpose(1, 2).reshape(-1, self.in_features)
-        if torch.is_autocast_enabled(x.device.type):
-            y = self._run_autocast(execution, flat, self.network_dtype)
-        else:
-            y = self._run(execution, flat, use_cache, values)
-        return (
-            y.reshape(batch, h_out * w_out, self.out_channels)
-            .transpose(1, 2)
-            .reshape(batch, self.out_channels, h_out, w_out)
+        network = _mpo_network(geometry.fan_in, out_channels, bond, in_dims, out_dims, cores)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            network=network,
+            init=init,
+            **kwargs,
         )
 
     # ------------------------------------------------------------------ construction
@@ -480,10 +315,9 @@ class MPOConv2d(MPOLayerBase):
         ``(C_out, C_in·kh·kw)`` weight (bias copied)."""
         if not isinstance(conv, nn.Conv2d):
             raise ArgumentTypeError(f"from_conv needs an nn.Conv2d, got {type(conv).__name__}")
-        if conv.groups != 1 or conv.padding_mode != "zeros":
+        if conv.padding_mode != "zeros":
             raise OptionError(
-                f"MPOConv2d supports groups=1 and zero padding; this conv has groups="
-                f"{conv.groups}, padding_mode={conv.padding_mode!r}"
+                f"MPOConv2d supports zero padding; this conv has padding_mode={conv.padding_mode!r}"
             )
         weight = conv.weight.detach().reshape(conv.out_channels, -1)
         approx = tt_svd(
@@ -505,6 +339,7 @@ class MPOConv2d(MPOLayerBase):
             like.stride,  # type: ignore[arg-type]
             like.padding,  # type: ignore[arg-type]
             like.dilation,  # type: ignore[arg-type]
+            like.groups,
             bias=bias is not None,
             bond=values.bonds,
             in_dims=values.in_dims,
