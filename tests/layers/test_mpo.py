@@ -294,8 +294,8 @@ def test_mpo_conv_is_a_drop_in_for_conv2d_positionally_and_by_keyword(args, kwar
     assert (layer.bias is None) == (reference.bias is None)
     x = torch.randn(2, 3, 9, 8, dtype=F64)
     torch.testing.assert_close(layer(x), reference(x))
-    with pytest.raises(tnlayers.OptionError, match="groups=1"):
-        MPOConv2d(4, 8, 3, 1, 0, 1, 2, bond=2)  # groups=2
+    grouped = MPOConv2d(4, 8, 3, 1, 0, 1, 2, bond=2)  # groups, the 7th positional argument
+    assert grouped.groups == 2 and grouped.in_features == 2 * 3 * 3
     with pytest.raises(TypeError):
         MPOConv2d(3, 8, 3, 1, 1, 1, 1, True, "zeros", 4)  # bond only by keyword
 
