@@ -199,3 +199,12 @@ def test_validation_names_the_argument():
         tnlayers.tree((2, 2), (2, 2), -1)
     with pytest.raises(tnlayers.ArgumentTypeError, match="in_dims must be a positive integer"):
         tnlayers.cp("784", 10, 2)  # type: ignore[arg-type]
+
+
+def test_split_counts_are_named_as_in_the_signature():
+    with pytest.raises(NetworkSpecError, match="leaves must be a positive integer, got 0"):
+        tnlayers.tree(64, 48, 2, leaves=0)
+    with pytest.raises(NetworkSpecError, match="cores must be a positive integer, got 0"):
+        tnlayers.tensor_ring(64, 48, 2, cores=0)
+    with pytest.raises(NetworkSpecError, match="parts must be a positive integer, got 0"):
+        tnlayers.cp(64, 48, 2, parts=0)

@@ -14,13 +14,21 @@ __all__ = ["cp", "tensor_ring", "tree", "tucker"]
 
 
 def _legs(
-    in_dims: Dims, out_dims: Dims, parts: int | None, *, paired: bool, what: str
+    in_dims: Dims,
+    out_dims: Dims,
+    parts: int | None,
+    parts_name: str,
+    *,
+    paired: bool,
+    what: str,
 ) -> tuple[tuple[int, ...], int, tuple[int, ...], int]:
-    """Input and output leg sizes and the features they serve; ``paired``: as many of each."""
+    """Input and output leg sizes and the features they serve; ``paired``: as many of each.
+
+    ``parts`` (called ``parts_name`` in the caller's signature) splits integer sizes."""
     check_dims("in_dims", in_dims)
     check_dims("out_dims", out_dims)
     if parts is not None:
-        check_count("cores" if paired else "parts", parts)
+        check_count(parts_name, parts)
     count = parts if parts is not None else default_parts(in_dims, out_dims)
     ins, in_features = as_dims("in_dims", in_dims, count)
     outs, out_features = as_dims("out_dims", out_dims, count)
@@ -82,7 +90,7 @@ def tensor_ring(
     352
     """
     ins, in_features, outs, out_features = _legs(
-        in_dims, out_dims, cores, paired=True, what="a tensor ring"
+        in_dims, out_dims, cores, "cores", paired=True, what="a tensor ring"
     )
     n = len(ins)
     if n < 2:
@@ -132,7 +140,7 @@ def cp(
     """
     check_count("rank", rank)
     ins, in_features, outs, out_features = _legs(
-        in_dims, out_dims, parts, paired=False, what="a CP network"
+        in_dims, out_dims, parts, "parts", paired=False, what="a CP network"
     )
     tensors: list[tuple[str, list[tuple[str, int]]]] = [
         (f"a{m}", [("r", rank), (f"i{m}", size)]) for m, size in enumerate(ins, start=1)
@@ -173,7 +181,7 @@ def tucker(
     608
     """
     ins, in_features, outs, out_features = _legs(
-        in_dims, out_dims, parts, paired=False, what="a Tucker network"
+        in_dims, out_dims, parts, "parts", paired=False, what="a Tucker network"
     )
     legs = len(ins) + len(outs)
     if isinstance(ranks, int) and not isinstance(ranks, bool):
@@ -240,7 +248,7 @@ def tree(
     """
     check_count("bond", bond)
     ins, in_features, outs, out_features = _legs(
-        in_dims, out_dims, leaves, paired=True, what="a tree"
+        in_dims, out_dims, leaves, "leaves", paired=True, what="a tree"
     )
     n = len(ins)
     if n == 1:
