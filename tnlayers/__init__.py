@@ -44,6 +44,7 @@ from ._core.topologies import tucker as tucker
 from ._decompose.compress import CompressionReport as CompressionReport
 from ._decompose.compress import LowRankConv2d as LowRankConv2d
 from ._decompose.compress import compress as compress
+from ._decompose.fit import fit as fit
 from ._decompose.kron import nearest_kronecker as nearest_kronecker
 from ._decompose.mpo import MPO as MPO
 from ._decompose.mpo import tt_svd as tt_svd
@@ -95,6 +96,7 @@ __all__ = [
     "cp",
     "data",
     "draw",
+    "fit",
     "kronecker",
     "low_rank",
     "models",

@@ -10,6 +10,8 @@ from ._decompose.compress import LayerCompression as LayerCompression
 from ._decompose.compress import LowRankConv2d as LowRankConv2d
 from ._decompose.compress import compress as compress
 from ._decompose.compress import truncated_svd as truncated_svd
+from ._decompose.fit import NetworkFit as NetworkFit
+from ._decompose.fit import fit as fit
 from ._decompose.kron import KroneckerApproximation as KroneckerApproximation
 from ._decompose.kron import nearest_kronecker as nearest_kronecker
 from ._decompose.mpo import MPO as MPO
@@ -28,9 +30,11 @@ __all__ = [
     "KroneckerApproximation",
     "LayerCompression",
     "LowRankConv2d",
+    "NetworkFit",
     "PruningReport",
     "anneal_factorize",
     "compress",
+    "fit",
     "nearest_kronecker",
     "qianets_prune",
     "truncated_svd",
