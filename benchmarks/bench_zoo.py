@@ -1,0 +1,75 @@
+"""Side-by-side speed of the classic topologies (tensor ring, CP, Tucker, binary tree) against
+``nn.Linear(784, 256)``, with MPO and the dense layer as references.
+
+Rows: one 784 → 256 layer per structure, legs (4, 7, 7, 4) → (4, 4, 4, 4) (Tucker on
+(28, 28) → (16, 16)), at batch 64 and 1024. For each: ``nn.Linear``, ``TNLinear`` with its
+automatic strategy, and with each strategy forced. Forward is timed in eval mode under
+``no_grad`` (the materialized weight cached), forward+backward in training mode; ratios to
+``nn.Linear``. "chosen" is the strategy the automatic layer runs; "auto/best" divides its time by
+the faster forced one.
+
+    python benchmarks/bench_zoo.py [--quick] [--passes 2] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+from _common import best_of_passes
+from torch import nn
+
+import tnlayers
+
+IN, OUT = (4, 7, 7, 4), (4, 4, 4, 4)
+CASES = {
+    "MPO D=8": lambda: tnlayers.mpo(IN, OUT, 8),
+    "ring D=4": lambda: tnlayers.tensor_ring(IN, OUT, 4),
+    "ring D=8": lambda: tnlayers.tensor_ring(IN, OUT, 8),
+    "CP R=32": lambda: tnlayers.cp(IN, OUT, 32),
+    "Tucker r=8": lambda: tnlayers.tucker((28, 28), (16, 16), 8),
+    "tree D=8": lambda: tnlayers.tree(IN, OUT, 8),
+}
+
+
+def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> None:
+    for name, build in CASES.items():
+        net = build()
+        layers: dict[str, nn.Module] = {"dense": nn.Linear(784, 256).to(device)}
+        for strategy in ("auto", "sequential", "materialize"):
+            layers[strategy] = tnlayers.TNLinear(net, strategy=strategy, device=device)
+        for batch in batches:
+            x = torch.randn(batch, 784, device=device)
+            for backward in (False, True):
+                best = best_of_passes(layers, x, backward, passes, budget, device)
+                forced = min(best["sequential"], best["materialize"])
+                chosen = layers["auto"].chosen_strategy(batch, training=backward)
+                cells = " | ".join(
+                    f"{label[:4]} {best[label] / best['dense']:5.2f}×"
+                    for label in ("auto", "sequential", "materialize")
+                )
+                print(
+                    f"{name:<11} params {net.num_params:>6,} B={batch:<5} "
+                    f"{'fwd+bwd' if backward else 'fwd    '} dense {best['dense'] * 1e3:7.3f} ms"
+                    f" | {cells} | chosen={chosen[:3]} auto/best {best['auto'] / forced:4.2f}",
+                    flush=True,
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(
+        f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.device}"
+    )
+    budget = 0.05 if args.quick else 0.4
+    run(1 if args.quick else args.passes, budget, (8,) if args.quick else (64, 1024), args.device)
+
+
+if __name__ == "__main__":
+    main()
