@@ -278,7 +278,7 @@ def main() -> None:
         ("LeNet-5 MPO", lambda: LeNet5(mpo=True), args.lenet_epochs, args.lenet_lr),
     ]
     rho = {
-        name: tnlayers.compression_ratio(build())
+        name: tnlayers.analysis.compression_ratio(build())
         for name, build, _, _ in configs[1:]
         if "MPO" in name
     }

@@ -64,7 +64,9 @@ def factorise(model: nn.Module, rank: int, anneal: bool, seed: int) -> nn.Module
             old = model.get_submodule(layer.name)
             flat = old.weight.detach().reshape(old.out_channels, -1)
             fit = tnlayers.compression.anneal_factorize(flat, rank, generator=gen)
-            new.set_submodule(layer.name, tnlayers.LowRankConv2d(old, rank, (fit.left, fit.right)))
+            new.set_submodule(
+                layer.name, tnlayers.compression.LowRankConv2d(old, rank, (fit.left, fit.right))
+            )
     return new
 
 

@@ -55,7 +55,7 @@ def _dense_output(case: Case, layer: nn.Module, x: torch.Tensor) -> torch.Tensor
 
 def _low_rank() -> nn.Module:
     conv = nn.Conv2d(3, 5, 3, padding=1, dtype=F64)
-    return tnlayers.LowRankConv2d(conv, 2)
+    return tnlayers.compression.LowRankConv2d(conv, 2)
 
 
 def _qubit() -> nn.Module:

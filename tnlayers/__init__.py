@@ -18,7 +18,6 @@ from . import contraction as contraction
 from . import data as data
 from . import models as models
 from . import training as training
-from ._analysis.summary import compression_ratio as compression_ratio
 from ._analysis.summary import summary as summary
 from ._circuits.declare import GivensCircuit as GivensCircuit
 from ._circuits.declare import QubitCircuit as QubitCircuit
@@ -37,16 +36,16 @@ from ._core.errors import ShapeError as ShapeError
 from ._core.errors import TNLayersError as TNLayersError
 from ._core.network import Network as Network
 from ._core.plan import plan as plan
+from ._core.topologies import btt as btt
 from ._core.topologies import cp as cp
+from ._core.topologies import monarch as monarch
 from ._core.topologies import tensor_ring as tensor_ring
 from ._core.topologies import tree as tree
 from ._core.topologies import tucker as tucker
 from ._decompose.compress import CompressionReport as CompressionReport
-from ._decompose.compress import LowRankConv2d as LowRankConv2d
 from ._decompose.compress import compress as compress
 from ._decompose.fit import fit as fit
 from ._decompose.kron import nearest_kronecker as nearest_kronecker
-from ._decompose.mpo import MPO as MPO
 from ._decompose.mpo import tt_svd as tt_svd
 from ._layers.conv import TNConv2d as TNConv2d
 from ._layers.kron import KronLinear as KronLinear
@@ -63,14 +62,12 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 __all__ = [
-    "MPO",
     "ArgumentTypeError",
     "CompressionReport",
     "CostReport",
     "GivensCircuit",
     "GivensLinear",
     "KronLinear",
-    "LowRankConv2d",
     "MPOConv2d",
     "MPOLinear",
     "Network",
@@ -86,11 +83,11 @@ __all__ = [
     "TensorNetworkLayer",
     "__version__",
     "analysis",
+    "btt",
     "cached",
     "circuits",
     "compress",
     "compression",
-    "compression_ratio",
     "contraction",
     "cost",
     "cp",
@@ -100,6 +97,7 @@ __all__ = [
     "kronecker",
     "low_rank",
     "models",
+    "monarch",
     "mpo",
     "nearest_kronecker",
     "plan",

@@ -137,6 +137,7 @@ def _tree_weight(values: dict[str, torch.Tensor], net: Network) -> torch.Tensor:
     return subtree[level[0]][..., 0]
 
 
+@settings(max_examples=20)  # planning a 4-leaf tree runs the exhaustive path search
 @given(PAIRED, st.integers(1, 3), st.integers(0, 1000))
 def test_tree(dims, bond, seed):
     ins, outs = dims
@@ -154,6 +155,7 @@ BUILDERS = {
     "cp": lambda: tnlayers.cp(64, 48, 5, parts=3),
     "tucker": lambda: tnlayers.tucker(64, 48, 3, parts=2),
     "tree": lambda: tnlayers.tree(64, 48, 3, leaves=3),
+    "btt": lambda: tnlayers.btt(64, 48, 2),
 }
 
 
@@ -208,3 +210,44 @@ def test_split_counts_are_named_as_in_the_signature():
         tnlayers.tensor_ring(64, 48, 2, cores=0)
     with pytest.raises(NetworkSpecError, match="parts must be a positive integer, got 0"):
         tnlayers.cp(64, 48, 2, parts=0)
+
+
+@given(
+    st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    st.integers(1, 3),
+    st.integers(0, 1000),
+)
+def test_btt(ins, outs, rank, seed):
+    net = tnlayers.btt(ins, outs, rank)
+    (i1, i2), (j1, j2) = ins, outs
+    assert net.num_params == rank * i1 * j1 * (i2 + j2)
+    values = _values(net, seed)
+    # W[(j1, j2), (i1, i2)] = Σ_r A[i1, i2, j1, r] · B[j1, i1, r, j2]: Qiu et al.'s definition
+    weight = torch.zeros(j1, j2, i1, i2, dtype=F64)
+    for a in range(i1):
+        for c in range(j1):
+            block = values["B"][c, a].T @ values["A"][a, :, c].T  # (j2, r) · (r, i2)
+            weight[c, :, a, :] = block
+    _check_layer(net, weight.reshape(j1 * j2, i1 * i2), seed)
+
+
+def test_btt_runs_as_batched_matmuls_never_a_dense_or_delta_tensor():
+    from tnlayers.contraction import compile_contraction, plan
+
+    for net in (tnlayers.monarch(1024, 1024), tnlayers.btt(784, 256, 4)):
+        the_plan = plan(net, 256)
+        sequential = the_plan.strategies["sequential"]
+        steps = compile_contraction(sequential.contractions[0]).steps
+        assert [step.kind for step in steps] == ["matmul", "matmul"]
+        assert not sequential.forms_dense_weight
+        assert sequential.weight_sized_elements == 0  # every step carries the batch
+
+
+def test_monarch_is_the_balanced_rank_one_btt():
+    assert tnlayers.monarch(1024, 1024) == tnlayers.btt((32, 32), (32, 32), 1)
+    assert tnlayers.monarch(1024, 1024).num_params == 2 * 32**3
+    net = tnlayers.monarch(784, 256)
+    assert net.in_dims == (28, 28) and net.out_dims == (16, 16)
+    with pytest.raises(NetworkSpecError, match="in_features must be a positive integer"):
+        tnlayers.monarch(0, 16)

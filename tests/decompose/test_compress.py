@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 import tnlayers
-from tnlayers import LowRankConv2d, compress
+from tnlayers import compress
+from tnlayers.compression import LowRankConv2d
 
 
 class Nested(nn.Module):

@@ -21,6 +21,7 @@ STRUCTURES = {
     "cp": lambda: tnlayers.cp((4, 5), (3, 4), 3),
     "tree": lambda: tnlayers.tree((3, 4, 3), (2, 3, 2), 2),
     "low_rank": lambda: tnlayers.low_rank(12, 9, 3),
+    "btt": lambda: tnlayers.btt((4, 5), (3, 4), 2),
 }
 
 

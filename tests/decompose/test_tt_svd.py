@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tnlayers
-from tnlayers import MPO, tt_svd
+from tnlayers import tt_svd
+from tnlayers.compression import MPO
 
 from ..reference import relative_error
 

@@ -184,15 +184,15 @@ def test_from_conv_full_bond_and_cost_counts_unfolded_rows():
 def test_fc2_parameter_counts_match_the_paper(bond, params):
     model = FC2(bond)
     assert sum(m.num_params for m in model.modules() if isinstance(m, MPOLinear)) == params
-    assert tnlayers.compression_ratio(model) == pytest.approx(params / 203_264)
+    assert tnlayers.analysis.compression_ratio(model) == pytest.approx(params / 203_264)
 
 
 def test_lenet5_rho_and_flatten_order():
     model = LeNet5(mpo=True)
     counts = [m.num_params for m in model.modules() if isinstance(m, MPOLinear)]
     assert counts == [1792, 944, 124]
-    assert tnlayers.compression_ratio(model) == pytest.approx(2860 / 58920)
-    assert round(tnlayers.compression_ratio(model), 2) == 0.05
+    assert tnlayers.analysis.compression_ratio(model) == pytest.approx(2860 / 58920)
+    assert round(tnlayers.analysis.compression_ratio(model), 2) == 0.05
     dense = LeNet5()
     x = torch.randn(3, 1, 28, 28)
     maps = dense.features(x)
@@ -204,7 +204,7 @@ def test_lenet5_rho_and_flatten_order():
 
 def test_compression_ratio_needs_a_tn_layer():
     with pytest.raises(ValueError, match="no tensor-network layer"):
-        tnlayers.compression_ratio(FC2())
+        tnlayers.analysis.compression_ratio(FC2())
 
 
 def test_plot_entanglement_writes_a_figure(tmp_path):
@@ -268,7 +268,7 @@ def test_every_mpo_of_the_paper_has_its_parameter_count_and_rho(name):
         )
     )
     assert [m.num_params for m in model] == [count for *_, count in layers]
-    assert round(tnlayers.compression_ratio(model), len(str(rho)) - 2) == rho
+    assert round(tnlayers.analysis.compression_ratio(model), len(str(rho)) - 2) == rho
 
 
 @pytest.mark.parametrize(

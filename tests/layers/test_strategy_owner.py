@@ -270,7 +270,7 @@ def test_summary_lists_circuit_layers_with_the_strategy_they_run():
     layer = model.stack.circuits[0]
     assert f" {layer.chosen_strategy(8, training=False)} " in rows[0]
     assert "16" in rows[0] and " 5 " in rows[0]  # dense n² = 16, 2n − 3 = 5 angles
-    assert tnlayers.compression_ratio(model) == pytest.approx(10 / 32)
+    assert tnlayers.analysis.compression_ratio(model) == pytest.approx(10 / 32)
 
 
 def test_auto_reports_untimed_only_where_the_first_call_will_time():

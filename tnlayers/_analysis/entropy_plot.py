@@ -17,8 +17,9 @@ __all__ = ["plot_entanglement"]
 def plot_entanglement(model: nn.Module, path: str | Path | None = None, *, ax: Any = None) -> Any:
     r"""Entanglement entropy at each bond of every MPO layer in ``model``, one line per layer.
 
-    Each line is a layer's [`entanglement_entropy`][tnlayers.MPO.entanglement_entropy]; its
-    bound ``ln D_k`` is marked with the same colour, dotted.
+    Each line is a layer's
+    [`entanglement_entropy`][tnlayers.compression.MPO.entanglement_entropy]; its bound ``ln D_k``
+    is marked with the same colour, dotted.
 
     Parameters
     ----------

@@ -6,8 +6,9 @@ worse than a plain left-to-right sweep. ``"best"`` instead takes the cheapest (b
 own FLOP count; ties go to the earlier candidate) of deterministic candidates:
 
 * up to ``DP_OPERANDS`` operands (``DP_OPERANDS_CHAIN`` for chains and rings), opt_einsum's
-  dynamic programming over connected sub-networks (and, up to 8 operands, its exhaustive
-  ``"optimal"`` search, which also tries outer products);
+  dynamic programming over connected sub-networks (and, up to 8 operands — 6 when an index
+  joins three or more of them — its exhaustive ``"optimal"`` search, which also tries outer
+  products);
 * for a network whose tensors form a chain or a ring (an MPO / tensor train / tensor ring,
   whatever its length) an interval dynamic programme: every sub-network it considers is a run of
   neighbouring tensors, with or without the input, so it is exact over that family in O(n³)
@@ -41,8 +42,11 @@ __all__ = ["DP_OPERANDS", "PathStep", "best_path", "path_flops", "walk_path"]
 # programme, which matched dp wherever both ran, so they use dp only when it is surely quick.
 DP_OPERANDS = 12
 DP_OPERANDS_CHAIN = 10
-# Up to this many operands the exhaustive search is cheap.
+# Up to this many operands the exhaustive search is cheap...
 OPTIMAL_OPERANDS = 8
+# ...unless one index joins three or more of them (a CP rank, a Kronecker term index): then
+# every pair is contractible and the search grows factorially (8 CP factors: 2.8 s, 9: 15 s).
+OPTIMAL_OPERANDS_HYPEREDGE = 6
 
 Legs = tuple[str, ...]
 Path = list[tuple[int, ...]]
@@ -127,7 +131,7 @@ def _best_path(
         candidates.append(_chain_path(operands, output, sizes, input_operand, chain, ring))
     if len(operands) <= (DP_OPERANDS if found is None else DP_OPERANDS_CHAIN):
         candidates.append(_opt_einsum_path(operands, output, sizes, "dp"))
-        if len(operands) <= OPTIMAL_OPERANDS:
+        if len(operands) <= _optimal_limit(operands):
             candidates.append(_opt_einsum_path(operands, output, sizes, "optimal"))
     if input_operand is not None:
         others = [k for k in range(len(operands)) if k != input_operand]
@@ -137,6 +141,16 @@ def _best_path(
     candidates.append(_opt_einsum_path(operands, output, sizes, "branch-1"))
     best = min(candidates, key=lambda path: path_flops(operands, output, sizes, path))
     return tuple(tuple(step) for step in best)
+
+
+def _optimal_limit(operands: Sequence[Legs]) -> int:
+    """Most operands for the exhaustive search on this network (see the constants above)."""
+    counts: dict[str, int] = {}
+    for legs in operands:
+        for leg in legs:
+            counts[leg] = counts.get(leg, 0) + 1
+    hyperedge = any(count >= 3 for count in counts.values())
+    return OPTIMAL_OPERANDS_HYPEREDGE if hyperedge else OPTIMAL_OPERANDS
 
 
 def _opt_einsum_path(

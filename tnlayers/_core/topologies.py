@@ -10,7 +10,7 @@ from .builders import Dims, as_dims, bond_sizes, check_count, check_dims, defaul
 from .errors import ArgumentTypeError, NetworkSpecError
 from .network import Network
 
-__all__ = ["cp", "tensor_ring", "tree", "tucker"]
+__all__ = ["btt", "cp", "monarch", "tensor_ring", "tree", "tucker"]
 
 
 def _legs(
@@ -274,3 +274,62 @@ def tree(
             parents.append(level_nodes[-1])
         level_nodes = parents
     return _network(list(legs.items()), ins, outs, in_features, out_features)
+
+
+def btt(in_dims: Dims, out_dims: Dims, rank: int) -> Network:
+    r"""A Block Tensor-Train (Qiu et al. 2024, "Compute Better Spent") of two cores.
+
+    ``A`` has legs ``(i1, i2, j1, r)`` and ``B`` legs ``(j1, i1, r, j2)``: the first input leg
+    ``i1`` and the first output leg ``j1`` are *shared open* legs, carried by both cores, so
+    that
+
+    $$W_{(j_1 j_2),(i_1 i_2)} = \sum_r A[i_1, i_2, j_1, r] \, B[j_1, i_1, r, j_2].$$
+
+    For each ``(i1, j1)`` pair the map is a rank-``r`` product; run on an input it is two
+    batched matrix products (batch ``i1`` then ``j1``), never a dense matrix.
+    ``r · I1 · J1 · (I2 + J2)`` parameters.
+
+    Parameters
+    ----------
+    in_dims, out_dims
+        ``(I1, I2)`` and ``(J1, J2)``, or feature sizes split into two balanced legs.
+    rank
+        ``r``.
+
+    Examples
+    --------
+    >>> btt((32, 32), (32, 32), 1).num_params  # Monarch of 1024 × 1024: 2 · 32³
+    65536
+    """
+    check_count("rank", rank)
+    ins, in_features, outs, out_features = _legs(
+        in_dims, out_dims, 2, "parts", paired=True, what="a BTT"
+    )
+    if len(ins) != 2:
+        raise NetworkSpecError(
+            f"a BTT has two legs per side (I1, I2) and (J1, J2), got in_dims {ins} and out_dims "
+            f"{outs}"
+        )
+    (i1, i2), (j1, j2) = ins, outs
+    tensors = [
+        ("A", [("i1", i1), ("i2", i2), ("j1", j1), ("r", rank)]),
+        ("B", [("j1", j1), ("i1", i1), ("r", rank), ("j2", j2)]),
+    ]
+    return _network(tensors, ins, outs, in_features, out_features)
+
+
+def monarch(in_features: int, out_features: int) -> Network:
+    r"""A Monarch matrix (Dao et al. 2022): the rank-1 [`btt`][tnlayers.btt] of balanced legs.
+
+    ``in_features`` and ``out_features`` are each split into two balanced legs (padded like
+    ``mpo`` when a size splits badly); ``I1 · J1 · (I2 + J2)`` parameters, ``2 n^{3/2}`` for a
+    square ``n × n`` layer whose size is a square.
+
+    Examples
+    --------
+    >>> monarch(1024, 1024).num_params
+    65536
+    """
+    check_count("in_features", in_features)
+    check_count("out_features", out_features)
+    return btt(in_features, out_features, 1)

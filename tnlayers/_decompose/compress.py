@@ -401,7 +401,7 @@ def compress(
         replaced once (every parent then holds the same new module).
     method
         ``"low_rank"``: truncated SVD (``TNLinear`` of a two-node network for Linear layers,
-        [`LowRankConv2d`][tnlayers.LowRankConv2d] for convolutions); ``"mpo"``: TT-SVD
+        [`LowRankConv2d`][tnlayers.compression.LowRankConv2d] for convolutions); ``"mpo"``: TT-SVD
         ([`MPOLinear`][tnlayers.MPOLinear], [`MPOConv2d`][tnlayers.MPOConv2d]);
         ``"kronecker"``: nearest sum of ``terms`` Kronecker products (Linear only).
     names

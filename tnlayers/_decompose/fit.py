@@ -261,13 +261,20 @@ def _solve(
     name: str,
     dense: torch.Tensor,
 ) -> torch.Tensor:
-    """The tensor ``name`` minimising ``‖W − Ŵ‖_F`` with every other tensor fixed."""
+    """The tensor ``name`` minimising ``‖W − Ŵ‖_F`` with every other tensor fixed.
+
+    Its legs are bonds ``B`` (summed with other tensors), open legs it shares with other tensors
+    ``S`` (a BTT's ``i1``) and open legs only it carries ``P``. The problem splits over the
+    values of ``S`` and ``P``; the normal matrix depends on ``S`` only: one batched solve.
+    """
     legs = network.legs(name)
     open_legs = set(network.outputs) | set(network.inputs)
-    bonds = [leg for leg in legs if leg not in open_legs]
-    own_open = [leg for leg in legs if leg in open_legs]
     others = [t for t in network.tensor_names if t != name]
-    if not bonds:  # a lone tensor holding open legs only: it is the weight itself
+    on_others = {leg for other in others for leg in network.legs(other)}
+    bonds = [leg for leg in legs if leg not in open_legs]
+    shared = [leg for leg in legs if leg in open_legs and leg in on_others]
+    private = [leg for leg in legs if leg in open_legs and leg not in on_others]
+    if not bonds and not shared:  # a lone tensor holding open legs only: the weight itself
         order = [*network.outputs, *network.inputs]
         return dense.permute([order.index(leg) for leg in legs]).clone()
     ids: dict[str, int] = {}
@@ -275,16 +282,16 @@ def _solve(
     def index(leg: str) -> int:
         return ids.setdefault(leg, len(ids))
 
-    # Right-hand side: the other tensors contracted with W over the open legs they share.
+    # Right-hand side: the other tensors contracted with W̄ over the open legs not on this
+    # tensor (for complex weights the normal equations are solved for t̄, see below).
+    target = dense.conj() if dense.is_complex() else dense
     operands: list[object] = []
     for other in others:
         operands += [tensors[other], [index(leg) for leg in network.legs(other)]]
-    # For complex weights the normal equations are solved for t̄ (see the comment below).
-    target = dense.conj() if dense.is_complex() else dense
     operands += [target, [index(leg) for leg in (*network.outputs, *network.inputs)]]
-    rhs = torch.einsum(*operands, [index(leg) for leg in (*bonds, *own_open)])
-    # Normal matrix: the other tensors and a copy of them (every leg but the open ones primed),
-    # joined over the open legs, the tensor's bonds left open on both sides.
+    rhs = torch.einsum(*operands, [index(leg) for leg in (*shared, *bonds, *private)])
+    # Normal matrix: the other tensors and a conjugated copy (bonds and internal legs primed),
+    # joined over the open legs; the shared open legs stay as a batch on both sides.
     operands = []
     for other in others:
         operands += [tensors[other], [index(leg) for leg in network.legs(other)]]
@@ -292,21 +299,27 @@ def _solve(
         copy = tensors[other].conj() if tensors[other].is_complex() else tensors[other]
         primed = [leg if leg in open_legs else f"{leg}'" for leg in network.legs(other)]
         operands += [copy, [index(leg) for leg in primed]]
-    # The tensor's own open legs are not summed here (the problem splits over their values).
     gram = torch.einsum(
-        *operands, [index(leg) for leg in bonds] + [index(f"{leg}'") for leg in bonds]
+        *operands,
+        [index(leg) for leg in shared]
+        + [index(leg) for leg in bonds]
+        + [index(f"{leg}'") for leg in bonds],
     )
+    batch = math.prod(network.sizes[leg] for leg in shared)
     size = math.prod(network.sizes[leg] for leg in bonds)
-    gram = gram.reshape(size, size)
-    rhs = rhs.reshape(size, -1)
+    gram = gram.reshape(batch, size, size)
+    rhs = rhs.reshape(batch, size, -1)
     # G[B, B'] = Σ Env[B] Ēnv[B'] is the conjugate of the normal matrix, so G t̄ = Σ Env W̄.
-    scale = gram.diagonal().abs().max().clamp_min(torch.finfo(gram.real.dtype).tiny)
+    scale = (
+        gram.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp_min(torch.finfo(gram.real.dtype).tiny)
+    )
     eye = torch.eye(size, dtype=gram.dtype, device=gram.device)
     # A ridge of machine size keeps rank-deficient environments (loops, zero-padded bonds)
     # solvable without moving a well-posed solution.
-    solution = torch.linalg.solve(gram + eye * scale * torch.finfo(gram.real.dtype).eps, rhs)
+    ridge = eye * (scale * torch.finfo(gram.real.dtype).eps)[:, None, None]
+    solution = torch.linalg.solve(gram + ridge, rhs)
     if solution.is_complex():
         solution = solution.conj()
-    shape = [network.sizes[leg] for leg in (*bonds, *own_open)]
-    value = solution.reshape(shape)
-    return value.permute([(*bonds, *own_open).index(leg) for leg in legs]).contiguous()
+    solved = (*shared, *bonds, *private)
+    value = solution.reshape([network.sizes[leg] for leg in solved])
+    return value.permute([solved.index(leg) for leg in legs]).contiguous()

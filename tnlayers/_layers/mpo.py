@@ -81,18 +81,19 @@ class MPOLayerBase(TNLinear):
 
     # ------------------------------------------------------------------ analysis
     def mpo(self) -> MPO:
-        """The current cores as an [`MPO`][tnlayers.MPO] value (detached)."""
+        """The current cores as an [`MPO`][tnlayers.compression.MPO] value (detached)."""
         return MPO.from_tensors(
             self.network, dict(zip(self._names, self.network_tensors(), strict=True))
         )
 
     def bond_spectra(self) -> list[torch.Tensor]:
-        """Singular values at every bond; see [`MPO.bond_spectra`][tnlayers.MPO.bond_spectra]."""
+        """Singular values at every bond; see
+        [`MPO.bond_spectra`][tnlayers.compression.MPO.bond_spectra]."""
         return self.mpo().bond_spectra()
 
     def entanglement_entropy(self) -> torch.Tensor:
         """Entropy at every bond, shape ``(n - 1,)``; see
-        [`MPO.entanglement_entropy`][tnlayers.MPO.entanglement_entropy]."""
+        [`MPO.entanglement_entropy`][tnlayers.compression.MPO.entanglement_entropy]."""
         return self.mpo().entanglement_entropy()
 
     def canonicalized(
@@ -105,7 +106,7 @@ class MPOLayerBase(TNLinear):
         self: LayerT, max_bond: int | None = None, rel_error: float | None = None
     ) -> LayerT:
         """A new layer with bonds cut by singular values (see
-        [`MPO.truncate`][tnlayers.MPO.truncate]); the bias is kept."""
+        [`MPO.truncate`][tnlayers.compression.MPO.truncate]); the bias is kept."""
         return self._rebuilt(self.mpo().truncate(max_bond, rel_error).mpo)
 
     def _rebuilt(self: LayerT, values: MPO) -> LayerT:
@@ -171,7 +172,7 @@ class MPOLinear(MPOLayerBase):
 
     @classmethod
     def from_mpo(cls, values: MPO, bias: torch.Tensor | None = None, **kwargs: Any) -> MPOLinear:
-        """A layer holding copies of an [`MPO`][tnlayers.MPO]'s cores (and ``bias``)."""
+        """A layer holding copies of an [`MPO`][tnlayers.compression.MPO]'s cores (and ``bias``)."""
         first = values.cores[0]
         kwargs = {"dtype": first.dtype, "device": first.device, **kwargs}
         layer = cls(

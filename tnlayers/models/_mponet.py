@@ -75,7 +75,7 @@ class FC2(nn.Module):
 
     Examples
     --------
-    >>> from tnlayers import compression_ratio
+    >>> from tnlayers.analysis import compression_ratio
     >>> sum(m.num_params for m in FC2(bond=2).modules() if hasattr(m, "num_params"))
     1024
     >>> round(compression_ratio(FC2(bond=16)), 4)
@@ -123,7 +123,7 @@ class LeNet5(nn.Module):
 
     Examples
     --------
-    >>> from tnlayers import compression_ratio
+    >>> from tnlayers.analysis import compression_ratio
     >>> round(compression_ratio(LeNet5(mpo=True)), 4)
     0.0485
     """
