@@ -98,3 +98,30 @@ def best_of_passes(
                 t = median_time(run, budget)
             best[name] = min(best.get(name, t), t)
     return best
+
+
+def strategy_cells(
+    layers: Mapping[str, nn.Module],
+    x: torch.Tensor,
+    backward: bool,
+    passes: int,
+    budget: float,
+    device: str,
+) -> str:
+    """One row's timings for layers ``dense``, ``auto``, ``sequential`` and ``materialize``.
+
+    ``dense X ms | auto a× | sequ s× | mate m× | chosen=… auto/best r``: ratios to ``dense``,
+    the strategy the automatic layer runs, and its time over the faster forced one.
+    """
+    best = best_of_passes(layers, x, backward, passes, budget, device)
+    forced = min(best["sequential"], best["materialize"])
+    auto = layers["auto"]
+    chosen = auto.chosen_strategy(x.shape[0], training=backward)  # type: ignore[operator]
+    cells = " | ".join(
+        f"{name[:4]} {best[name] / best['dense']:5.2f}×"
+        for name in ("auto", "sequential", "materialize")
+    )
+    return (
+        f"{'fwd+bwd' if backward else 'fwd    '} dense {best['dense'] * 1e3:7.3f} ms | {cells} | "
+        f"chosen={chosen[:3]} auto/best {best['auto'] / forced:4.2f}"
+    )

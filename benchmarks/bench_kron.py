@@ -16,7 +16,7 @@ import argparse
 import platform
 
 import torch
-from _common import best_of_passes
+from _common import strategy_cells
 from torch import nn
 
 import tnlayers
@@ -38,20 +38,8 @@ def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> No
             for batch in batches:
                 x = torch.randn(batch, 784, device=device)
                 for backward in (False, True):
-                    best = best_of_passes(layers, x, backward, passes, budget, device)
-                    forced = min(best["sequential"], best["materialize"])
-                    chosen = layers["auto"].chosen_strategy(batch, training=backward)
-                    cells = " | ".join(
-                        f"{name[:4]} {best[name] / best['dense']:5.2f}×"
-                        for name in ("auto", "sequential", "materialize")
-                    )
-                    print(
-                        f"{bodies}-body {dims!s:<14} K={terms} B={batch:<5} "
-                        f"{'fwd+bwd' if backward else 'fwd    '} dense "
-                        f"{best['dense'] * 1e3:7.3f} ms | {cells} | auto={chosen[:3]} "
-                        f"auto/best {best['auto'] / forced:4.2f}",
-                        flush=True,
-                    )
+                    row = strategy_cells(layers, x, backward, passes, budget, device)
+                    print(f"{bodies}-body {dims!s:<14} K={terms} B={batch:<5} {row}", flush=True)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import argparse
 import platform
 
 import torch
-from _common import best_of_passes
+from _common import best_of_passes, strategy_cells
 from torch import nn
 
 import tnlayers
@@ -93,19 +93,8 @@ def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> No
         for batch in batches:
             x = torch.randn(batch, 784, device=device)
             for backward in (False, True):
-                best = best_of_passes(layers, x, backward, passes, budget, device)
-                forced = min(best["sequential"], best["materialize"])
-                chosen = layers["auto"].chosen_strategy(batch, training=backward)
-                cells = " | ".join(
-                    f"{label[:4]} {best[label] / best['dense']:5.2f}×"
-                    for label in ("auto", "sequential", "materialize")
-                )
-                print(
-                    f"{name:<11} params {net.num_params:>6,} B={batch:<5} "
-                    f"{'fwd+bwd' if backward else 'fwd    '} dense {best['dense'] * 1e3:7.3f} ms"
-                    f" | {cells} | chosen={chosen[:3]} auto/best {best['auto'] / forced:4.2f}",
-                    flush=True,
-                )
+                row = strategy_cells(layers, x, backward, passes, budget, device)
+                print(f"{name:<11} params {net.num_params:>6,} B={batch:<5} {row}", flush=True)
 
 
 def main() -> None:
