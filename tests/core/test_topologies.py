@@ -251,3 +251,14 @@ def test_monarch_is_the_balanced_rank_one_btt():
     assert net.in_dims == (28, 28) and net.out_dims == (16, 16)
     with pytest.raises(NetworkSpecError, match="in_features must be a positive integer"):
         tnlayers.monarch(0, 16)
+
+
+def test_shared_open_legs_by_string_and_json():
+    # Monarch's form written by hand: a is an input leg of both tensors, c an output leg of both.
+    net = Network.from_einsum("acb,cda : ab -> cd", sizes={"a": 3, "b": 4, "c": 2, "d": 5})
+    assert Network.from_json(net.to_json()) == net
+    values = _values(net, 0)
+    weight = torch.einsum("acb,cda->cdab", values["T0"], values["T1"]).reshape(10, 12)
+    _check_layer(net, weight)
+    report = tnlayers.cost(net, 16)
+    assert report.strategies["sequential"].flops > 0 and "a" in str(report)
