@@ -53,7 +53,8 @@ def test_error_never_increases_on_a_dense_weight(name):
     net = STRUCTURES[name]()
     weight = torch.randn(net.out_features, net.in_features, dtype=F64)
     result = fit(net, weight, sweeps=30, tol=0, generator=torch.Generator().manual_seed(0))
-    assert result.start == "random" and len(result.errors) >= 2
+    assert result.start == ("hosvd" if name == "tucker" else "random")
+    assert len(result.errors) >= 2
     assert all(b <= a + 1e-12 for a, b in zip(result.errors, result.errors[1:], strict=False))
     assert result.errors[-1] < result.errors[0]
 
@@ -68,6 +69,16 @@ def test_never_worse_than_the_closed_forms():
     result = fit(kron, weight, sweeps=20, tol=0)
     svd = tnlayers.nearest_kronecker(weight, (6, 6), (3, 4), 2).error
     assert result.start == "kronecker-svd" and result.error <= svd + 1e-12
+
+
+def test_tucker_starts_from_hosvd_and_never_ends_worse():
+    net = tnlayers.tucker((4, 5), (3, 4), (2, 3, 2, 2))
+    exact = fit(net, _structured(net, 5), sweeps=0)
+    assert exact.start == "hosvd" and exact.error < 1e-12  # HOSVD alone recovers a Tucker matrix
+    weight = torch.randn(12, 20, dtype=F64)
+    hosvd = fit(net, weight, sweeps=0).error
+    refined = fit(net, weight, sweeps=20, tol=0)
+    assert refined.errors[0] == pytest.approx(hosvd) and refined.error <= hosvd
 
 
 def test_float32_and_complex():

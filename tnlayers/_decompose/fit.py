@@ -10,7 +10,7 @@ contracted with ``W``; opt_einsum plans both. A sweep updates every tensor once;
 solves its problem exactly, so the error never increases.
 
 Where a closed form exists the fit starts from it (TT-SVD for ``mpo``, the rearranged SVD for
-two-body ``kronecker``), so the result is never worse than that closed form.
+two-body ``kronecker``, HOSVD for ``tucker``), so the result is never worse than that closed form.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .._core.builders import kronecker, mpo
 from .._core.errors import ArgumentTypeError, OptionError, ShapeError
 from .._core.network import Network
+from .._core.topologies import tucker
 from .._layers.execute import contract_weight
 from .kron import nearest_kronecker
 from .mpo import tt_svd
@@ -47,7 +48,8 @@ class NetworkFit:
     errors
         The same after the start and after each sweep (non-increasing), for the start kept.
     start
-        Where the sweeps started: ``"tt-svd"``, ``"kronecker-svd"`` or ``"random"``.
+        Where the sweeps started: ``"tt-svd"``, ``"kronecker-svd"``, ``"hosvd"``, ``"given"``
+        or ``"random"``.
     """
 
     network: Network
@@ -222,7 +224,8 @@ def _start(
 def _closed_form(
     network: Network, target: torch.Tensor
 ) -> tuple[dict[str, torch.Tensor], str] | None:
-    """TT-SVD for an ``mpo`` network, the rearranged SVD for a two-body ``kronecker`` one."""
+    """TT-SVD for an ``mpo`` network, the rearranged SVD for a two-body ``kronecker`` one,
+    HOSVD for a ``tucker`` one."""
     ins, outs = network.in_dims, network.out_dims
     if len(ins) == len(outs) and len(ins) > 1:
         bonds = [network.sizes.get(f"b{k}") for k in range(1, len(ins))]
@@ -243,7 +246,45 @@ def _closed_form(
         if kronecker(ins, outs, terms) == network:
             fitted = nearest_kronecker(target, ins, outs, terms).tensors()
             return {n: fitted[n].to(target.dtype) for n in network.tensor_names}, "kronecker-svd"
+    ranks = [network.sizes.get(f"s{m}") for m in range(1, len(ins) + 1)]
+    ranks += [network.sizes.get(f"t{m}") for m in range(1, len(outs) + 1)]
+    if all(r is not None for r in ranks):
+        sizes = [r for r in ranks if r is not None]
+        if tucker(ins, outs, sizes) == network:
+            return _hosvd(network, target, ins, outs, sizes), "hosvd"
     return None
+
+
+def _hosvd(
+    network: Network,
+    target: torch.Tensor,
+    ins: tuple[int, ...],
+    outs: tuple[int, ...],
+    ranks: list[int],
+) -> dict[str, torch.Tensor]:
+    """Tucker factors from each leg's leading singular vectors, and the core they project to.
+
+    Legs in the Tucker order (inputs, then outputs); a rank above its leg's size gets zero
+    columns. With orthonormal factors the projected core is the best for them.
+    """
+    tensor = target.reshape(*outs, *ins)
+    axes = [len(outs) + m for m in range(len(ins))] + list(range(len(outs)))  # Tucker order
+    factors = []
+    for axis, rank in zip(axes, ranks, strict=True):
+        unfolded = tensor.movedim(axis, 0).reshape(tensor.shape[axis], -1)
+        left = torch.linalg.svd(unfolded, full_matrices=False)[0][:, :rank]
+        factors.append(_pad(left, (tensor.shape[axis], rank)))
+    core = tensor
+    for axis, factor in zip(axes, factors, strict=True):
+        # Contract leg `axis` with the factor's rows: the leg becomes its rank leg, in place.
+        core = torch.tensordot(core, factor.conj(), dims=([axis], [0])).movedim(-1, axis)
+    core = core.permute(axes)  # (inputs' ranks, outputs' ranks), as the Tucker core's legs
+    values = {"core": core.contiguous()}
+    for m in range(len(ins)):
+        values[f"u{m + 1}"] = factors[m]
+    for m in range(len(outs)):
+        values[f"v{m + 1}"] = factors[len(ins) + m]
+    return {name: values[name] for name in network.tensor_names}
 
 
 def _pad(value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
