@@ -38,6 +38,7 @@ from ._core.network import Network as Network
 from ._core.plan import plan as plan
 from ._core.topologies import btt as btt
 from ._core.topologies import cp as cp
+from ._core.topologies import grid as grid
 from ._core.topologies import monarch as monarch
 from ._core.topologies import tensor_ring as tensor_ring
 from ._core.topologies import tree as tree
@@ -94,6 +95,7 @@ __all__ = [
     "data",
     "draw",
     "fit",
+    "grid",
     "kronecker",
     "low_rank",
     "models",

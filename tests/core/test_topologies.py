@@ -262,3 +262,61 @@ def test_shared_open_legs_by_string_and_json():
     _check_layer(net, weight)
     report = tnlayers.cost(net, 16)
     assert report.strategies["sequential"].flops > 0 and "a" in str(report)
+
+
+@settings(max_examples=25)
+@given(
+    st.integers(1, 2),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(0, 1000),
+    st.data(),
+)
+def test_grid(rows, cols, bond, seed, data):
+    n = rows * cols
+    ins = data.draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
+    outs = data.draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
+    net = tnlayers.grid(ins, outs, bond, shape=(rows, cols))
+
+    def neighbours(r, c):
+        return sum(
+            0 <= r + dr < rows and 0 <= c + dc < cols
+            for dr, dc in ((0, 1), (0, -1), (1, 0), (-1, 0))
+        )
+
+    expected = sum(
+        ins[r * cols + c] * outs[r * cols + c] * bond ** neighbours(r, c)
+        for r in range(rows)
+        for c in range(cols)
+    )
+    assert net.num_params == expected
+    # The grid written out: one letter per leg, bonds between horizontal and vertical neighbours.
+    values = _values(net, seed)
+    letters = iter(string.ascii_letters)
+    i = [next(letters) for _ in range(n)]
+    j = [next(letters) for _ in range(n)]
+    h = {(r, c): next(letters) for r in range(rows) for c in range(cols - 1)}
+    v = {(r, c): next(letters) for r in range(rows - 1) for c in range(cols)}
+    terms, operands = [], []
+    for r in range(rows):
+        for c in range(cols):
+            k = r * cols + c
+            legs = i[k] + j[k]
+            legs += h.get((r, c - 1), "") + h.get((r, c), "")
+            legs += v.get((r - 1, c), "") + v.get((r, c), "")
+            terms.append(legs)
+            site = values[f"site{r + 1}_{c + 1}"]
+            # The builder lists legs as i, j, left, right, up, down: the same order as here.
+            operands.append(site)
+    weight = torch.einsum(f"{','.join(terms)}->{''.join(j)}{''.join(i)}", *operands)
+    _check_layer(net, weight.reshape(math.prod(outs), math.prod(ins)), seed)
+
+
+def test_grid_shape_must_hold_the_sites():
+    with pytest.raises(NetworkSpecError, match=r"a 2 × 3 grid has 6 sites, but there are 4"):
+        tnlayers.grid((2, 2, 2, 2), (2, 2, 2, 2), 2, shape=(2, 3))
+    with pytest.raises(tnlayers.ArgumentTypeError, match="shape must be a pair"):
+        tnlayers.grid(64, 48, 2, shape=(2, 0))
+    assert (
+        tnlayers.grid(64, 48, 2, shape=(1, 3)).in_dims == tnlayers.mpo(64, 48, 2, cores=3).in_dims
+    )

@@ -10,7 +10,7 @@ from .builders import Dims, as_dims, bond_sizes, check_count, check_dims, defaul
 from .errors import ArgumentTypeError, NetworkSpecError
 from .network import Network
 
-__all__ = ["btt", "cp", "monarch", "tensor_ring", "tree", "tucker"]
+__all__ = ["btt", "cp", "grid", "monarch", "tensor_ring", "tree", "tucker"]
 
 
 def _legs(
@@ -333,3 +333,76 @@ def monarch(in_features: int, out_features: int) -> Network:
     check_count("in_features", in_features)
     check_count("out_features", out_features)
     return btt(in_features, out_features, 1)
+
+
+def grid(
+    in_dims: Dims,
+    out_dims: Dims,
+    bond: int,
+    *,
+    shape: tuple[int, int] | None = None,
+) -> Network:
+    r"""A 2-D grid of tensors (PEPS-like): site ``k`` carries ``(i_k, j_k)`` and a bond to each
+    neighbour on its right and below.
+
+    Sites are numbered row by row on a ``rows × cols`` grid; site ``(r, c)`` is ``site{r}_{c}``
+    (from 1) with legs ``i{k}``, ``j{k}`` (``k = (r − 1)·cols + c``), ``h{r}_{c}`` to its right
+    neighbour and ``v{r}_{c}`` to the one below, every bond of size ``bond``. A 1 × n grid is an
+    MPO, a 2 × 2 grid a ring of four. ``Σ_k I_k J_k · bond^{deg(k)}`` parameters, ``deg(k)`` the
+    number of neighbours of site ``k``. Contracting a grid is exponential in its width, so keep
+    the smaller side short.
+
+    Parameters
+    ----------
+    in_dims, out_dims
+        One input and one output leg per site, or feature sizes to factorise (into 4 legs by
+        default).
+    bond
+        Size of every bond.
+    shape
+        ``(rows, cols)`` with ``rows · cols`` the number of sites (default: the squarest).
+
+    Examples
+    --------
+    >>> grid((2, 2, 2, 2, 2, 2), (2, 2, 2, 2, 2, 2), 3, shape=(2, 3)).num_params  # 4·(4·9 + 2·27)
+    360
+    """
+    check_count("bond", bond)
+    parts = None if shape is None else _grid_sites(shape)
+    ins, in_features, outs, out_features = _legs(
+        in_dims, out_dims, parts, "shape", paired=True, what="a grid"
+    )
+    n = len(ins)
+    if shape is None:
+        rows = max(r for r in range(1, int(n**0.5) + 1) if n % r == 0)
+        shape = (rows, n // rows)
+    rows, cols = shape
+    if rows * cols != n:
+        raise NetworkSpecError(
+            f"a {rows} × {cols} grid has {rows * cols} sites, but there are {n} input legs {ins}"
+        )
+    legs: dict[str, list[tuple[str, int]]] = {}
+    for r in range(1, rows + 1):
+        for c in range(1, cols + 1):
+            k = (r - 1) * cols + c
+            site = [(f"i{k}", ins[k - 1]), (f"j{k}", outs[k - 1])]
+            if c > 1:
+                site.append((f"h{r}_{c - 1}", bond))
+            if c < cols:
+                site.append((f"h{r}_{c}", bond))
+            if r > 1:
+                site.append((f"v{r - 1}_{c}", bond))
+            if r < rows:
+                site.append((f"v{r}_{c}", bond))
+            legs[f"site{r}_{c}"] = site
+    return _network(list(legs.items()), ins, outs, in_features, out_features)
+
+
+def _grid_sites(shape: object) -> int:
+    if not (
+        isinstance(shape, tuple)
+        and len(shape) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+    ):
+        raise ArgumentTypeError(f"shape must be a pair of positive integers, got {shape!r}")
+    return shape[0] * shape[1]
