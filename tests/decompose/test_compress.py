@@ -312,3 +312,19 @@ def test_parameter_budgets_for_mpo_and_kronecker() -> None:
     # The cap is the largest within budget: one more is over it, or cuts nothing more.
     grown = over.layers[0].params_after
     assert grown > 0.25 * chosen.params_before or grown == chosen.params_after
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.Conv2d(3, 8, 3, padding="same"),
+        nn.Conv2d(3, 8, 3, padding="valid"),
+        nn.Conv2d(3, 8, 3, stride=2, padding=1, dilation=2),
+    ],
+)
+def test_low_rank_conv_cost_counts_the_output_positions(conv):
+    layer = LowRankConv2d(conv, 2)
+    y = layer(torch.randn(2, 3, 9, 9))
+    report = layer.cost(2)  # the last input's image size
+    assert report.batch == 2 * y.shape[2] * y.shape[3]
+    assert report.chosen.flops == 2 * report.batch * 2 * (3 * 9 + 8)

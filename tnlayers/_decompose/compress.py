@@ -25,6 +25,7 @@ from .._core.cost import CostReport, StrategyCost
 from .._core.errors import OptionError
 from .._core.plan import MachineModel
 from .._core.table import format_table
+from .._layers.conv import conv_output_size
 from .._layers.kron import KronLinear
 from .._layers.linear import TNLinear
 from .._layers.mpo import MPOConv2d, MPOLinear
@@ -170,11 +171,12 @@ class LowRankConv2d(nn.Sequential):
             )
         first = self[0]
         assert isinstance(first, nn.Conv2d)
-        h, w = (
-            (size[d] + 2 * first.padding[d] - first.dilation[d] * (first.kernel_size[d] - 1) - 1)  # type: ignore[operator]
-            // first.stride[d]
-            + 1
-            for d in (0, 1)
+        h, w = conv_output_size(
+            size,
+            first.kernel_size,  # type: ignore[arg-type]
+            first.stride,  # type: ignore[arg-type]
+            first.padding,  # type: ignore[arg-type]
+            first.dilation,  # type: ignore[arg-type]
         )
         rows, r = batch * h * w, self.rank
         flops = 2 * rows * r * (self.in_features + self.out_features)

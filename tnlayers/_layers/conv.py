@@ -14,7 +14,7 @@ from .._core.network import Network
 from .linear import TNLinear, compiling
 from .strategy import Execution
 
-__all__ = ["TNConv2d", "conv_geometry"]
+__all__ = ["TNConv2d", "conv_geometry", "conv_output_size"]
 
 Pair = int | tuple[int, int]
 
@@ -32,6 +32,30 @@ def _pair(name: str, value: Pair, smallest: int = 1) -> tuple[int, int]:
     if any(v < smallest for v in pair):  # type: ignore[operator]
         raise OptionError(f"{name} must be at least {smallest}, got {value!r}")
     return pair  # type: ignore[return-value]
+
+
+def conv_output_size(
+    image_size: tuple[int, int],
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int] | str,
+    dilation: tuple[int, int],
+) -> tuple[int, int]:
+    """``nn.Conv2d``'s ``(H_out, W_out)`` for an input of ``image_size``.
+
+    ``padding`` is a pair of ints, ``"valid"`` or ``"same"`` (which keeps the size; stride 1).
+    """
+    if isinstance(padding, str):
+        if padding == "same":
+            return int(image_size[0]), int(image_size[1])
+        padding = (0, 0)  # "valid"
+    h, w = (
+        (size + 2 * pad - d * (k - 1) - 1) // s + 1
+        for size, pad, d, k, s in zip(
+            image_size, padding, dilation, kernel_size, stride, strict=True
+        )
+    )
+    return h, w
 
 
 class ConvGeometry(NamedTuple):
@@ -195,19 +219,15 @@ class TNConv2d(TNLinear):
 
     def output_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """``(H_out, W_out)`` for an input of ``(H, W)``."""
-        left, right, top, bottom = self._padding()[1] or (0, 0, 0, 0)
-        return self._unpadded_output(image_size[0] + top + bottom, image_size[1] + left + right)
+        return conv_output_size(
+            image_size, self.kernel_size, self.stride, self.padding, self.dilation
+        )
 
     def _unpadded_output(self, height: int, width: int) -> tuple[int, int]:
         """Output size for an input already carrying any asymmetric ``"same"`` padding."""
-        padding = self._padding()[0]
-        h, w = (
-            (size + 2 * pad - d * (k - 1) - 1) // s + 1
-            for size, pad, d, k, s in zip(
-                (height, width), padding, self.dilation, self.kernel_size, self.stride, strict=True
-            )
+        return conv_output_size(
+            (height, width), self.kernel_size, self.stride, self._padding()[0], self.dilation
         )
-        return h, w
 
     # ------------------------------------------------------------------ cost
     def cost(
