@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -29,20 +29,26 @@ def compression_ratio(model: nn.Module) -> float:
     layers = tensor_network_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no tensor-network layer: ρ is undefined")
-    return sum(m.num_params for _, m in layers) / sum(
-        m.in_features * m.out_features for _, m in layers
-    )
+    return _rho(layers.values())
 
 
-def tensor_network_layers(model: nn.Module) -> list[tuple[str, TensorNetworkLayer]]:
-    """Every tensor-network layer of ``model`` with its name (not those inside another)."""
-    found: list[tuple[str, TensorNetworkLayer]] = []
+def _rho(layers: Iterable[TensorNetworkLayer]) -> float:
+    layers = list(layers)
+    return sum(m.num_params for m in layers) / sum(m.in_features * m.out_features for m in layers)
+
+
+def tensor_network_layers(model: nn.Module) -> dict[str, TensorNetworkLayer]:
+    """Every tensor-network layer of ``model`` by name (not those inside another)."""
+    found: dict[str, TensorNetworkLayer] = {}
     for name, module in model.named_modules():
-        if isinstance(module, TensorNetworkLayer) and not any(
-            name.startswith(outer + ".") or not outer for outer, _ in found
-        ):
-            found.append((name, module))
+        if isinstance(module, TensorNetworkLayer) and not _inside(name, found):
+            found[name] = module
     return found
+
+
+def _inside(name: str, outers: Iterable[str]) -> bool:
+    """Whether module ``name`` is one of ``outers``' submodules (or ``outers`` holds the root)."""
+    return any(not outer or name.startswith(outer + ".") for outer in outers)
 
 
 def is_conv(module: nn.Module) -> bool:
@@ -110,20 +116,18 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
     table = [header]
     total = dense_total = 0
     tn_layers = tensor_network_layers(model)
-    inside = [name for name, _ in tn_layers]
     for name, module in model.named_modules():
         mode: Mode = "training" if module.training else "inference"
         samples, rows = seen.get(module, (None, None) if is_conv(module) else (batch, batch))
-        if isinstance(module, TensorNetworkLayer) and (name, module) in tn_layers:
-            params, dense = module.num_params, module.in_features * module.out_features
-            fan_in, out = module.in_features, module.out_features
+        layer = tn_layers.get(name)
+        if layer is not None:
+            params, dense = layer.num_params, layer.in_features * layer.out_features
+            fan_in, out = layer.in_features, layer.out_features
             strategy, flops = "—", None
             if samples is not None:
-                report = module.cost(samples, mode=mode)
+                report = layer.cost(samples, mode=mode)
                 strategy, flops = report.strategy, report.chosen.flops
-        elif isinstance(module, nn.Linear | nn.Conv2d) and not any(
-            name.startswith(outer + ".") or not outer for outer in inside
-        ):
+        elif isinstance(module, nn.Linear | nn.Conv2d) and not _inside(name, tn_layers):
             params = dense = module.weight.numel()
             strategy = "dense"
             fan_in = module.weight[0].numel()
@@ -153,6 +157,6 @@ def summary(model: nn.Module, batch: int = 64, input_size: Sequence[int] | None 
     )
     if tn_layers:
         footer += (
-            f"\nρ (MPO-Net, eq. 9; tensor-network layers only): {compression_ratio(model):.4g}"
+            f"\nρ (MPO-Net, eq. 9; tensor-network layers only): {_rho(tn_layers.values()):.4g}"
         )
     return format_table(table) + "\n" + footer
