@@ -234,28 +234,18 @@ class GivensLinear(nn.Module):
         cache_key = (*key, self.strategy)  # the option may be reassigned after construction
         found = self._schedules.get(cache_key)
         if found is None:
-            if measure:
-                self._ensure_timed(key, angles)
             found = _decide(self._config, *key, self.strategy)
+            if measure and found.basis == "untimed":
+                # The first call at this size times the strategies; the registry keeps the
+                # result for every later look-up (and every layer of the same circuit).
+                timing = self._time(found.plan, batch, training, angles)
+                REGISTRY.record((self._config, batch, key[3], key[2], training), timing)
+                found = _decide(self._config, *key, self.strategy)
             if found.basis != "untimed":  # final: cache it (bounded: batch sizes vary freely)
                 if len(self._schedules) >= _MAX_SCHEDULES:
                     del self._schedules[next(iter(self._schedules))]
                 self._schedules[cache_key] = found
         return found
-
-    def _ensure_timed(self, key: tuple[int, bool, str, str], angles: torch.Tensor) -> None:
-        """Time the strategies for ``key`` if the layer's option needs it and none was made."""
-        if self.strategy not in ("auto", "autotune"):
-            return
-        rows, training, device_type, dtype_name_ = key
-        registry_key = (self._config, rows, dtype_name_, device_type, training)
-        if REGISTRY.timing(registry_key) is not False:
-            return
-        found = _decide(self._config, *key, self.strategy)
-        timing = (
-            self._time(found.plan, rows, training, angles) if found.basis == "untimed" else None
-        )
-        REGISTRY.record(registry_key, timing)
 
     def _time(self, plan: GivensPlan, rows: int, training: bool, angles: torch.Tensor) -> Timing:
         # Detached copies: timing must not touch the angles' .grad.
