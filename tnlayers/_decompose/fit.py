@@ -326,16 +326,16 @@ def _solve(
     # Right-hand side: the other tensors contracted with W̄ over the open legs not on this
     # tensor (for complex weights the normal equations are solved for t̄, see below).
     target = dense.conj() if dense.is_complex() else dense
-    operands: list[object] = []
+    environment: list[object] = []
     for other in others:
-        operands += [tensors[other], [index(leg) for leg in network.legs(other)]]
-    operands += [target, [index(leg) for leg in (*network.outputs, *network.inputs)]]
-    rhs = torch.einsum(*operands, [index(leg) for leg in (*shared, *bonds, *private)])
+        environment += [tensors[other], [index(leg) for leg in network.legs(other)]]
+    open_order = [index(leg) for leg in (*network.outputs, *network.inputs)]
+    rhs = torch.einsum(
+        *environment, target, open_order, [index(leg) for leg in (*shared, *bonds, *private)]
+    )
     # Normal matrix: the other tensors and a conjugated copy (bonds and internal legs primed),
     # joined over the open legs; the shared open legs stay as a batch on both sides.
-    operands = []
-    for other in others:
-        operands += [tensors[other], [index(leg) for leg in network.legs(other)]]
+    operands = list(environment)
     for other in others:
         copy = tensors[other].conj() if tensors[other].is_complex() else tensors[other]
         primed = [leg if leg in open_legs else f"{leg}'" for leg in network.legs(other)]
