@@ -136,6 +136,10 @@ class TNLinearBase(nn.Module):
         Read on every forward pass, so computed without building the tensors.
         """
         first = self.weight_sources()[0]
+        # Unless a subclass defines its own dtype, it is the first source's: reading the
+        # property would list the sources a second time on every call.
+        if type(self).network_dtype is TNLinearBase.network_dtype:
+            return first.dtype, first.device, first.requires_grad
         return self.network_dtype, first.device, first.requires_grad
 
     def __setstate__(self, state: dict[str, object]) -> None:
