@@ -40,8 +40,47 @@ padded_networks = st.builds(
     st.integers(1, 3),
 )
 
+_small = st.lists(st.integers(1, 3), min_size=2, max_size=3)
+_pair = st.integers(2, 3).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(1, 3), min_size=n, max_size=n),
+        st.lists(st.integers(1, 3), min_size=n, max_size=n),
+    )
+)
+
+# Every other builder of the zoo, small: ring, CP, Tucker, tree, BTT, grid, butterfly, blocks.
+zoo_networks = st.one_of(
+    st.builds(lambda d, b: tnlayers.tensor_ring(*d, b), _pair, st.integers(1, 2)),
+    st.builds(tnlayers.cp, _small, _small, st.integers(1, 3)),
+    st.builds(tnlayers.tucker, _small, _small, st.integers(1, 2)),
+    st.builds(lambda d, b: tnlayers.tree(*d, b), _pair, st.integers(1, 2)),
+    st.builds(
+        tnlayers.btt,
+        st.lists(st.integers(1, 3), min_size=2, max_size=2),
+        st.lists(st.integers(1, 3), min_size=2, max_size=2),
+        st.integers(1, 2),
+    ),
+    st.builds(lambda d, b: tnlayers.grid(*d, b), _pair, st.integers(1, 2)),
+    st.builds(
+        lambda n, m: tnlayers.butterfly(n, factors=min(m, max(1, (n - 1).bit_length()))),
+        st.integers(2, 16),
+        st.integers(1, 4),
+    ),
+    st.builds(
+        lambda b, i, o: tnlayers.block_diagonal(b * i, b * o, b),
+        st.integers(1, 4),
+        st.integers(1, 4),
+        st.integers(1, 4),
+    ),
+)
+
 any_network = st.one_of(
-    custom_networks, mpo_networks, kronecker_networks, low_rank_networks, padded_networks
+    custom_networks,
+    mpo_networks,
+    kronecker_networks,
+    low_rank_networks,
+    padded_networks,
+    zoo_networks,
 )
 
 

@@ -52,7 +52,8 @@ def test_core_imports_only_core():
 
 def test_top_level_is_small_and_explicit():
     names = [n for n in tnlayers.__all__ if not n.startswith("_")]
-    assert len(names) <= 45  # networks, builders, layers, cost, compress, summary, errors
+    # networks and their builders, layers, cost, fit/compress, summary, param_groups, errors
+    assert len(names) <= 48
     for name in tnlayers.__all__:
         assert hasattr(tnlayers, name)
     for namespace in (

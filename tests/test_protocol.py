@@ -63,11 +63,21 @@ def _qubit() -> nn.Module:
     return tnlayers.QubitCircuitLinear(circuit, dtype=F64)
 
 
+# A pass-through leg p (block-diagonal weight) with a bond and a leg order that needs permutes.
+_PASS_SIZES = {"p": 2, "a": 2, "b": 2, "i": 3, "j": 2}
+
 CASES: dict[str, Case] = {
     "TNLinear": Case(lambda: tnlayers.TNLinear(tnlayers.mpo((2, 3), (3, 2), 2), dtype=F64), (4, 6)),
     "TNLinear-low-rank": Case(
         lambda: tnlayers.TNLinear(tnlayers.low_rank(6, 5, 2), dtype=F64), (4, 6)
     ),
+    "TNLinear-block-diagonal": Case(
+        lambda: tnlayers.TNLinear(
+            tnlayers.Network.from_einsum("pai,pjb,ab : ip -> pj", _PASS_SIZES), dtype=F64
+        ),
+        (4, 6),
+    ),
+    "TNLinear-butterfly": Case(lambda: tnlayers.TNLinear(tnlayers.butterfly(8), dtype=F64), (3, 8)),
     "MPOLinear": Case(lambda: tnlayers.MPOLinear(12, 8, bond=2, dtype=F64), (3, 12)),
     "MPOConv2d": Case(
         lambda: tnlayers.MPOConv2d(2, 4, 3, padding=1, bond=2, dtype=F64),

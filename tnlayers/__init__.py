@@ -36,7 +36,9 @@ from ._core.errors import ShapeError as ShapeError
 from ._core.errors import TNLayersError as TNLayersError
 from ._core.network import Network as Network
 from ._core.plan import plan as plan
+from ._core.topologies import block_diagonal as block_diagonal
 from ._core.topologies import btt as btt
+from ._core.topologies import butterfly as butterfly
 from ._core.topologies import cp as cp
 from ._core.topologies import grid as grid
 from ._core.topologies import monarch as monarch
@@ -84,7 +86,9 @@ __all__ = [
     "TensorNetworkLayer",
     "__version__",
     "analysis",
+    "block_diagonal",
     "btt",
+    "butterfly",
     "cached",
     "circuits",
     "compress",

@@ -15,6 +15,7 @@ def random_network(
     max_tensors: int = 4,
     max_size: int = 4,
     hyperedges: bool = True,
+    passthrough: bool = True,
 ) -> Network:
     """A random connected network with at least one input and one output leg.
 
@@ -32,6 +33,9 @@ def random_network(
         Largest index size.
     hyperedges
         Allow a hyperedge (and an open leg shared by two tensors).
+    passthrough
+        Allow a pass-through leg (listed as an input and an output, carried by one or two
+        tensors): a block-diagonal weight.
     """
     rng = random.Random(seed)
     count = rng.randint(1, max_tensors)
@@ -68,6 +72,12 @@ def random_network(
         for t in owners:
             legs[t][name] = size
         side.append(name)
+    if passthrough and rng.random() < 0.2:
+        name, size = new_index("p")
+        for t in rng.sample(range(count), min(count, rng.randint(1, 2))):
+            legs[t][name] = size
+        inputs.insert(rng.randint(0, len(inputs)), name)
+        outputs.insert(rng.randint(0, len(outputs)), name)
     # Names in random order, so code that relies on sorted names (as ParameterDict sorts) fails.
     names = [f"T{k}" for k in rng.sample(range(10 * count), count)]
     tensors = []

@@ -93,10 +93,6 @@ def test_graph_is_bipartite_with_axis_positions():
             r"input leg 'i' is listed twice",
         ),
         (
-            {"tensors": {"A": {"i": 2, "j": 3}}, "inputs": ["i"], "outputs": ["i", "j"]},
-            r"leg 'i' is listed both as an input and as an output leg",
-        ),
-        (
             {"tensors": {"A": {"i": 2, "j": 3}}, "inputs": ["x"], "outputs": ["j"]},
             r"input leg 'x' is not a leg of any tensor \(legs: i, j\)",
         ),

@@ -262,9 +262,9 @@ def test_broadcast_style_coalesced_copy_never_leaves_a_stale_weight(kind):
 def test_a_repeated_inference_call_reuses_the_weight(monkeypatch):
     layer, x, _ = _primed("MPOLinear")
     built = []
-    original = tnlayers._layers.linear.weight_matrix
+    original = tnlayers._layers.linear.layer_weight
     monkeypatch.setattr(
-        tnlayers._layers.linear, "weight_matrix", lambda *a: built.append(1) or original(*a)
+        tnlayers._layers.linear, "layer_weight", lambda *a: built.append(1) or original(*a)
     )
     for _ in range(3):
         _assert_fresh(layer, x)
@@ -299,9 +299,9 @@ def test_cached_scope_builds_each_weight_once(monkeypatch):
     layer = LAYERS["MPOLinear"]().eval()
     x = _input(layer)
     built = []
-    original = tnlayers._layers.linear.weight_matrix
+    original = tnlayers._layers.linear.layer_weight
     monkeypatch.setattr(
-        tnlayers._layers.linear, "weight_matrix", lambda *a: built.append(1) or original(*a)
+        tnlayers._layers.linear, "layer_weight", lambda *a: built.append(1) or original(*a)
     )
     with torch.no_grad(), tnlayers.cached():
         for _ in range(4):

@@ -37,7 +37,13 @@ def _display_graph(network: Network) -> nx.Graph:
     for leg, size in network.sizes.items():
         owners = [t for t in network.tensor_names if leg in network.legs(t)]
         label = f"{leg} ({size})"
-        side = "input" if leg in inputs else "output" if leg in outputs else None
+        side = (
+            ("both" if leg in outputs else "input")
+            if leg in inputs
+            else "output"
+            if leg in outputs
+            else None
+        )
         if len(owners) == 2 and side is None:
             graph.add_edge(("tensor", owners[0]), ("tensor", owners[1]), label=label)
             continue
@@ -58,7 +64,8 @@ def draw(
 ) -> Any:
     """Draw ``network``: tensors as circles, bonds labelled ``leg (size)``, open legs coloured.
 
-    Input legs are blue, output legs orange, hyperedges small black dots. Needs matplotlib
+    Input legs are blue, output legs orange, pass-through legs (on both sides) green, hyperedges
+    small black dots. Needs matplotlib
     (``pip install "tnlayers[plot]"``).
 
     Parameters
@@ -89,8 +96,14 @@ def draw(
     else:
         fig = ax.figure
     pos = nx.kamada_kawai_layout(graph) if len(graph) > 2 else nx.spring_layout(graph, seed=seed)
-    colours = {"tensor": "#d9e6f2", "input": "#3b75af", "output": "#ef8636", "hyper": "black"}
-    sizes = {"tensor": 1600, "input": 120, "output": 120, "hyper": 60}
+    colours = {
+        "tensor": "#d9e6f2",
+        "input": "#3b75af",
+        "output": "#ef8636",
+        "both": "#4c9a2a",
+        "hyper": "black",
+    }
+    sizes = {"tensor": 1600, "input": 120, "output": 120, "both": 120, "hyper": 60}
     for kind in colours:
         nodes = [n for n, data in graph.nodes(data=True) if data["kind"] == kind]
         nx.draw_networkx_nodes(
@@ -111,7 +124,7 @@ def draw(
         ax=ax,
     )
     open_labels = {
-        n: d["label"] for n, d in graph.nodes(data=True) if d["kind"] in ("input", "output")
+        n: d["label"] for n, d in graph.nodes(data=True) if d["kind"] in ("input", "output", "both")
     }
     nx.draw_networkx_labels(
         graph,
@@ -130,7 +143,8 @@ def draw(
     ax.set_title(
         title
         or f"{network.in_features} → {network.out_features}, "
-        f"{network.num_params:,} parameters (inputs blue, outputs orange)",
+        f"{network.num_params:,} parameters (inputs blue, outputs orange"
+        + (", pass-through green)" if network.passthrough else ")"),
         fontsize=10,
     )
     ax.set_axis_off()

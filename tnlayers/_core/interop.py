@@ -22,7 +22,8 @@ def to_tensornetwork(
     """Export a network with values to connected ``tensornetwork`` nodes.
 
     Bonds become connected edges; a hyperedge becomes a ``CopyNode`` joined to every tensor that
-    carries it. Axis names are the leg names.
+    carries it, and so does a pass-through leg, whose copy node has one dangling edge on each side.
+    Axis names are the leg names.
 
     Parameters
     ----------
@@ -51,29 +52,36 @@ def to_tensornetwork(
                 f"value of tensor {name!r} has shape {value.shape}, expected {network.shape(name)}"
             )
         nodes[name] = tn.Node(value, name=name, axis_names=list(network.legs(name)))
-    dangling: dict[str, tn.Edge] = {}
+    inputs: dict[str, tn.Edge] = {}
+    outputs: dict[str, tn.Edge] = {}
     for leg, size in network.sizes.items():
         owners = [t for t in network.tensor_names if leg in network.legs(t)]
-        is_open = leg in network.open_legs
-        if len(owners) == 1:
-            dangling[leg] = nodes[owners[0]][leg]
-        elif len(owners) == 2 and not is_open:
+        sides = [
+            side for side, legs in (("in", network.inputs), ("out", network.outputs)) if leg in legs
+        ]
+        if len(owners) == 1 and len(sides) == 1:
+            (inputs if sides == ["in"] else outputs)[leg] = nodes[owners[0]][leg]
+        elif len(owners) == 2 and not sides:
             nodes[owners[0]][leg] ^ nodes[owners[1]][leg]
         else:
-            order = len(owners) + int(is_open)
+            # A hyperedge, or a pass-through leg: its input and output edges are two dangling
+            # legs of one copy tensor, which is the δ of the block-diagonal weight.
+            axis_names = [*owners, *sides]
             dtype = nodes[owners[0]].tensor.dtype
             copy = tn.CopyNode(
-                order, size, name=f"copy_{leg}", dtype=dtype, axis_names=[*owners, "open"][:order]
+                len(axis_names), size, name=f"copy_{leg}", dtype=dtype, axis_names=axis_names
             )
             for owner in owners:
                 copy[owner] ^ nodes[owner][leg]
             nodes[f"copy_{leg}"] = copy
-            if is_open:
-                dangling[leg] = copy["open"]
+            if "in" in sides:
+                inputs[leg] = copy["in"]
+            if "out" in sides:
+                outputs[leg] = copy["out"]
     return (
         nodes,
-        [dangling[leg] for leg in network.inputs],
-        [dangling[leg] for leg in network.outputs],
+        [inputs[leg] for leg in network.inputs],
+        [outputs[leg] for leg in network.outputs],
     )
 
 

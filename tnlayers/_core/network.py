@@ -153,8 +153,20 @@ class Network:
     ------
     NetworkSpecError
         If the declaration is empty, has invalid or duplicate names, an index whose size differs
-        between tensors, an open leg assigned to neither side, a leg on both sides, leg products
-        that do not match the feature sizes, or if the tensors do not form one connected network.
+        between tensors, an open leg assigned to neither side, leg products that do not match the
+        feature sizes, or if the tensors do not form one connected network.
+
+    Notes
+    -----
+    Two kinds of open index go beyond a plain tensor diagram, and both are allowed:
+
+    * **shared open legs**: an input (or output) leg carried by several tensors, as in Monarch and
+      Block Tensor-Train, ``W[(c,d),(a,b)] = R[a,c,b] · L[c,d,a]``;
+    * **pass-through legs**: a leg listed among the inputs *and* the outputs. The weight is then
+      block-diagonal in it, ``W[(p,j),(p',i)] = δ_{pp'} T[p,j,i]``: output block ``p`` reads only
+      input block ``p``. Layers run such a leg as the batch dimension of a batched matmul; the
+      δ is formed only by [`to_dense`][tnlayers.TNLinear.to_dense]-style materialisation of the
+      full matrix. [`passthrough`][tnlayers.Network.passthrough] lists them.
 
     Examples
     --------
@@ -167,6 +179,12 @@ class Network:
     ... )
     >>> net.in_features, net.out_features, net.num_params
     (6, 6, 26)
+
+    Three independent 4 × 4 blocks: the block index ``p`` passes through.
+
+    >>> blocks = Network({"B": {"p": 3, "j": 4, "i": 4}}, inputs=["p", "i"], outputs=["p", "j"])
+    >>> blocks.in_features, blocks.passthrough, blocks.num_params
+    (12, ('p',), 48)
     """
 
     __slots__ = (
@@ -244,13 +262,6 @@ class Network:
         self._sizes: Mapping[str, int] = MappingProxyType(dict(sizes))
         self._inputs = self._check_side("input", inputs)
         self._outputs = self._check_side("output", outputs)
-        both = set(self._inputs) & set(self._outputs)
-        if both:
-            leg = sorted(both)[0]
-            raise NetworkSpecError(
-                f"leg {leg!r} is listed both as an input and as an output leg; "
-                "each open leg belongs to exactly one side"
-            )
         counts = self._index_counts()
         sides = set(self._inputs) | set(self._outputs)
         for name, tensor_legs in self._tensors:
@@ -426,8 +437,25 @@ class Network:
 
     @property
     def open_legs(self) -> tuple[str, ...]:
-        """All open legs: inputs then outputs."""
-        return self._inputs + self._outputs
+        """All open legs: inputs, then the outputs that are not also inputs."""
+        inputs = set(self._inputs)
+        return self._inputs + tuple(leg for leg in self._outputs if leg not in inputs)
+
+    @property
+    def passthrough(self) -> tuple[str, ...]:
+        """Legs listed on both sides (in input order): the weight is block-diagonal in each."""
+        outputs = set(self._outputs)
+        return tuple(leg for leg in self._inputs if leg in outputs)
+
+    @property
+    def weight_legs(self) -> tuple[str, ...]:
+        """Legs of the materialized weight: the outputs, then the inputs that do not pass through.
+
+        Without pass-through legs this is ``outputs + inputs``, the ``(out, in)`` matrix as a
+        tensor; a pass-through leg appears once, so the weight holds only its diagonal blocks.
+        """
+        outputs = set(self._outputs)
+        return self._outputs + tuple(leg for leg in self._inputs if leg not in outputs)
 
     @property
     def bonds(self) -> tuple[str, ...]:
@@ -453,14 +481,21 @@ class Network:
 
         Nodes are ``("tensor", name)`` and ``("index", name)``; an edge joins a tensor to each of
         its legs, with attribute ``axis`` (the axis position). Index nodes carry ``size`` and
-        ``side`` (``"input"``, ``"output"`` or ``None``). A fresh graph is built on every access.
+        ``side`` (``"input"``, ``"output"``, ``"both"`` for a pass-through leg, or ``None``). A
+        fresh graph is built on every access.
         """
         import networkx as nx
 
         graph = nx.Graph()
         inputs, outputs = set(self._inputs), set(self._outputs)
         for leg, size in self._sizes.items():
-            side = "input" if leg in inputs else "output" if leg in outputs else None
+            side = (
+                ("both" if leg in outputs else "input")
+                if leg in inputs
+                else "output"
+                if leg in outputs
+                else None
+            )
             graph.add_node(("index", leg), kind="index", size=size, side=side)
         for name, legs in self._tensors:
             graph.add_node(("tensor", name), kind="tensor", shape=self.shape(name))

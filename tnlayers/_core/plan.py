@@ -4,7 +4,9 @@ For a network and a batch size two strategies always exist:
 
 * **sequential**: contract the input ``x`` (batch + input legs) through the tensors, never forming
   the dense weight;
-* **materialize**: contract the tensors into the dense weight ``W`` (out × in), then one GEMM.
+* **materialize**: contract the tensors into the dense weight ``W`` (out × in), then one GEMM
+  (for a network with pass-through legs: into its diagonal blocks, then one batched GEMM over
+  them — the block-diagonal zeros are never formed).
 
 opt_einsum finds each path. The plan counts FLOPs exactly as opt_einsum does (so they can be
 checked against ``PathInfo.opt_cost``), and ranks the strategies by a predicted *time* from a small
@@ -408,7 +410,7 @@ def _weight(network: Network, optimize: OptimizeKind) -> Contraction:
     return _contract(
         names,
         operands,
-        network.outputs + network.inputs,
+        network.weight_legs,
         network.sizes,
         [True] * len(names),
         optimize,
@@ -416,6 +418,16 @@ def _weight(network: Network, optimize: OptimizeKind) -> Contraction:
 
 
 def _gemm(network: Network, batch: int, input_grad: bool) -> Contraction:
+    """``x · Wᵀ``: one GEMM, or a batched one over the pass-through legs."""
+    if network.passthrough:
+        return _contract(
+            ["x", "W"],
+            [(BATCH, *network.inputs), network.weight_legs],
+            (BATCH, *network.outputs),
+            {**network.sizes, BATCH: batch},
+            [input_grad, True],
+            "optimal",
+        )
     sizes = {BATCH: batch, IN_FEATURES: network.in_features, OUT_FEATURES: network.out_features}
     return _contract(
         ["x", "W"],
@@ -436,7 +448,8 @@ def _plan_cached(
     itemsize: int,
     input_requires_grad: bool,
 ) -> Plan:
-    dense = network.padded_in_features * network.padded_out_features
+    # The weight *materialize* builds: block-diagonal networks keep only their blocks.
+    dense = math.prod(network.sizes[leg] for leg in network.weight_legs)
     strategies: dict[Strategy, StrategyPlan] = {
         "sequential": StrategyPlan(
             "sequential", (_sequential(network, batch, input_requires_grad, optimize),), dense

@@ -1,6 +1,6 @@
 """Builders for the classic tensor-network topologies beyond the papers' families: tensor ring,
-CP, Tucker and binary tree. Each returns an ordinary `Network`; sizes given as integers are
-factorised as ``mpo`` does."""
+CP, Tucker, binary tree, BTT/Monarch, 2-D grid, butterfly and block-diagonal. Each returns an
+ordinary `Network`; sizes given as integers are factorised as ``mpo`` does."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ from .builders import Dims, as_dims, bond_sizes, check_count, check_dims, defaul
 from .errors import ArgumentTypeError, NetworkSpecError
 from .network import Network
 
-__all__ = ["btt", "cp", "grid", "monarch", "tensor_ring", "tree", "tucker"]
+__all__ = [
+    "block_diagonal",
+    "btt",
+    "butterfly",
+    "cp",
+    "grid",
+    "monarch",
+    "tensor_ring",
+    "tree",
+    "tucker",
+]
 
 
 def _legs(
@@ -406,3 +416,107 @@ def _grid_sites(shape: object) -> int:
     ):
         raise ArgumentTypeError(f"shape must be a pair of positive integers, got {shape!r}")
     return shape[0] * shape[1]
+
+
+def butterfly(features: int, *, factors: int | None = None) -> Network:
+    r"""A butterfly matrix: ``log₂ n`` factors, each ``n/2`` independent 2 × 2 blocks.
+
+    The ``n`` features (``features`` rounded up to a power of two, zero-padded like ``mpo``) are
+    indexed by ``L = log₂ n`` bits, most significant first: input legs ``i1 … iL`` and output
+    legs ``j1 … jL``, each of size 2. Factor ``k`` (``f{k}``) mixes bit ``k``: for every value
+    of the other bits it holds one 2 × 2 block ``(j_k, i_k)``. The other bits *pass through* it —
+    bits already mixed arrive as outputs ``j_{<k}``, bits still to mix as inputs ``i_{>k}`` — so
+    its legs are ``(j1 … j_{k-1}, j_k, i_k, i_{k+1} … iL)``, shared with the neighbouring
+    factors, and
+
+    $$W_{j, i} = \prod_{k=1}^{L} f_k[j_1 \dots j_{k-1}, j_k, i_k, i_{k+1} \dots i_L].$$
+
+    Applied to an input, factor 1 runs first: each factor is one batched 2 × 2 matrix product
+    over the ``n/2`` values of the other bits (Dao et al. 2019, "Learning Fast Algorithms for
+    Linear Transforms Using Butterfly Factorizations"). Every factor has ``2n`` entries:
+    ``2 n · L`` parameters in all. With ``factors = m < L`` only the first ``m`` bits are mixed
+    and bits ``m+1 … L`` are pass-through legs ``p{k}`` of the whole network (listed as inputs
+    and as outputs): ``W`` is then block-diagonal in them.
+
+    Parameters
+    ----------
+    features
+        ``n``; the layer is ``n × n``. Padded up to a power of two (at least 2).
+    factors
+        Number of factors ``m`` (default, and at most, ``L``).
+
+    Examples
+    --------
+    >>> net = butterfly(1024)
+    >>> len(net.tensor_names), net.num_params  # 10 factors of 2 · 1024 entries
+    (10, 20480)
+    >>> butterfly(8, factors=2).passthrough
+    ('p3',)
+    """
+    check_count("features", features)
+    bits = max(1, (features - 1).bit_length())
+    if factors is None:
+        factors = bits
+    check_count("factors", factors)
+    if factors > bits:
+        raise NetworkSpecError(
+            f"a butterfly over {2**bits} features (padded from {features}) has {bits} bits, "
+            f"so at most {bits} factors; got factors={factors}"
+        )
+    inputs = [f"i{k}" if k <= factors else f"p{k}" for k in range(1, bits + 1)]
+    outputs = [f"j{k}" if k <= factors else f"p{k}" for k in range(1, bits + 1)]
+    tensors = []
+    for k in range(1, factors + 1):
+        legs = [*outputs[: k - 1], f"j{k}", f"i{k}", *inputs[k:]]
+        tensors.append((f"f{k}", [(leg, 2) for leg in legs]))
+    return Network(
+        tensors, inputs, outputs, in_features=features, out_features=features, allow_padding=True
+    )
+
+
+def block_diagonal(in_dims: Dims, out_dims: Dims, blocks: int) -> Network:
+    r"""A block-diagonal weight: ``blocks`` independent ``J × I`` blocks.
+
+    One tensor ``B`` with legs ``(p, j, i)``; the block leg ``p`` (size ``blocks``) is a
+    *pass-through* leg, the first input and the first output leg, so that
+
+    $$W_{(p, j), (p', i)} = \delta_{p p'} \, B[p, j, i].$$
+
+    A layer runs it as one batched matrix product over the blocks, never forming the zeros.
+    ``blocks · I · J`` parameters: ``1/blocks`` of the dense layer's.
+
+    Parameters
+    ----------
+    in_dims, out_dims
+        ``in_features`` and ``out_features`` (each a multiple of ``blocks``), or the block sizes
+        ``I`` and ``J`` given as one-element sequences.
+    blocks
+        Number of blocks.
+
+    Examples
+    --------
+    >>> net = block_diagonal(768, 768, 4)
+    >>> net.in_dims, net.num_params  # 4 blocks of 192 × 192
+    ((4, 192), 147456)
+    """
+    check_count("blocks", blocks)
+    sizes = []
+    for name, dims in (("in_dims", in_dims), ("out_dims", out_dims)):
+        check_dims(name, dims)
+        if isinstance(dims, int):
+            if dims % blocks:
+                raise NetworkSpecError(
+                    f"{name}={dims} does not split into {blocks} equal blocks "
+                    f"({dims} = {dims // blocks}·{blocks} + {dims % blocks})"
+                )
+            sizes.append(dims // blocks)
+        elif len(dims) != 1:
+            raise NetworkSpecError(
+                f"{name} must be a feature size or the block size as one leg, got {tuple(dims)}"
+            )
+        else:
+            sizes.append(dims[0])
+    size_in, size_out = sizes
+    return Network(
+        {"B": {"p": blocks, "j": size_out, "i": size_in}}, inputs=["p", "i"], outputs=["p", "j"]
+    )

@@ -137,7 +137,7 @@ def fit(
         return NetworkFit(network, zeros, 0.0, (0.0,), "zero")
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise OptionError(f"restarts must be a positive integer, got {restarts!r}")
-    dense = target.reshape(*network.out_dims, *network.in_dims)
+    dense = _blocks(network, target)
     best: NetworkFit | None = None
     for _ in range(restarts):
         tensors, start = _start(network, target, init, generator, norm)
@@ -148,6 +148,21 @@ def fit(
             break
     assert best is not None
     return best
+
+
+def _blocks(network: Network, target: torch.Tensor) -> torch.Tensor:
+    """``target`` as a tensor over ``network.weight_legs``.
+
+    A pass-through leg keeps only its diagonal (``W[(p,j),(p,i)]``): the network cannot
+    represent the rest, which counts in the error but does not change the best fit.
+    """
+    tensor = target.reshape(*network.out_dims, *network.in_dims)
+    if not network.passthrough:
+        return tensor
+    ids = {leg: n for n, leg in enumerate(network.weight_legs)}
+    # A repeated index within one operand takes torch.einsum's diagonal.
+    axes = [ids[leg] for leg in (*network.outputs, *network.inputs)]
+    return torch.einsum(tensor, axes, [ids[leg] for leg in network.weight_legs])
 
 
 def _sweep(
@@ -211,7 +226,7 @@ def _start(
     # Random entries scaled so the start's weight has about the target's norm.
     summed = math.prod(network.sizes[leg] for leg in network.summed_indices)
     count = len(network.tensor_names)
-    entry_rms = norm / math.sqrt(network.dense_params)
+    entry_rms = norm / math.sqrt(math.prod(network.sizes[leg] for leg in network.weight_legs))
     sigma = (entry_rms**2 / summed) ** (1.0 / (2 * count))
     real = target.real.dtype if target.is_complex() else target.dtype
     tensors = {}
@@ -316,7 +331,7 @@ def _solve(
     shared = [leg for leg in legs if leg in open_legs and leg in on_others]
     private = [leg for leg in legs if leg in open_legs and leg not in on_others]
     if not bonds and not shared:  # a lone tensor holding open legs only: the weight itself
-        order = [*network.outputs, *network.inputs]
+        order = list(network.weight_legs)
         return dense.permute([order.index(leg) for leg in legs]).clone()
     ids: dict[str, int] = {}
 
@@ -329,7 +344,7 @@ def _solve(
     environment: list[object] = []
     for other in others:
         environment += [tensors[other], [index(leg) for leg in network.legs(other)]]
-    open_order = [index(leg) for leg in (*network.outputs, *network.inputs)]
+    open_order = [index(leg) for leg in network.weight_legs]
     rhs = torch.einsum(
         *environment, target, open_order, [index(leg) for leg in (*shared, *bonds, *private)]
     )

@@ -11,6 +11,7 @@ from torch.nn import functional as F  # noqa: N812
 from .._core.cost import CostReport, Mode
 from .._core.errors import ArgumentTypeError, OptionError, ShapeError
 from .._core.network import Network
+from .execute import weight_matrix
 from .linear import TNLinear, compiling
 from .strategy import Execution
 
@@ -305,11 +306,16 @@ class TNConv2d(TNLinear):
         if x.dim() == 2:  # a timing stand-in before any image was seen
             return super()._apply_execution(execution, x, use_cache, values, weight)
         padding = self._padding()[0]
-        if execution[0] == "materialize":
+        # A block-diagonal kernel (pass-through legs) runs its blocks as a batched GEMM on the
+        # unfolded input below, unless groups force the conv kernel, which must be whole.
+        blocks = bool(self.network.passthrough)
+        if execution[0] == "materialize" and (not blocks or self.groups > 1):
             if weight is None:
                 # The kernel is contracted in the parameters' precision; autocast casts for conv.
                 with torch.autocast(x.device.type, enabled=False):
                     weight = self._weight(execution[1][0], use_cache, values)
+            if blocks:
+                weight = weight_matrix(self.network, weight)
             kernel = weight.reshape(
                 self.out_channels, self.in_channels // self.groups, *self.kernel_size
             )

@@ -21,8 +21,10 @@ from .._core.plan import BATCH, Contraction, plan
 
 __all__ = [
     "Program",
+    "apply_weight",
     "compile_contraction",
     "contract_weight",
+    "layer_weight",
     "run_program",
     "weight_matrix",
     "weight_program",
@@ -242,7 +244,7 @@ def run_program(program: Program, operands: Sequence[torch.Tensor]) -> torch.Ten
 
 @lru_cache(maxsize=256)
 def weight_program(network: Network, optimize: str = "best") -> Program:
-    """The (cached) program contracting the tensors into ``[*outputs, *inputs]``."""
+    """The (cached) program contracting the tensors into ``network.weight_legs``."""
     return compile_contraction(
         plan(network, 1, optimize=optimize).strategies["materialize"].contractions[0]
     )
@@ -268,18 +270,78 @@ def contract_weight(
     Returns
     -------
     torch.Tensor
-        ``(out_features, in_features)``, padding removed; differentiable.
+        ``(out_features, in_features)``, padding removed; differentiable. Pass-through legs are
+        expanded into their block-diagonal form (zeros off the blocks).
     """
     operands = [tensors[name] for name in network.tensor_names]
     return weight_matrix(network, run_program(weight_program(network, optimize), operands))
 
 
-def weight_matrix(network: Network, contracted: torch.Tensor) -> torch.Tensor:
-    """``(out_features, in_features)`` view of a contraction into ``[*outputs, *inputs]``.
+def layer_weight(network: Network, contracted: torch.Tensor) -> torch.Tensor:
+    """The weight as a layer multiplies by it, from a contraction into ``network.weight_legs``.
 
-    Flattens both sides row-major and drops the rows and columns that padding added.
+    Without pass-through legs: the ``(out_features, in_features)`` matrix (padding removed).
+    With them: the contraction itself, the diagonal blocks only, for a batched GEMM
+    ([`apply_weight`][tnlayers.contraction.apply_weight]).
     """
+    if network.passthrough:
+        return contracted
     weight = contracted.reshape(network.padded_out_features, network.padded_in_features)
     if network.is_padded:
         weight = weight[: network.out_features, : network.in_features]
     return weight
+
+
+def weight_matrix(network: Network, contracted: torch.Tensor) -> torch.Tensor:
+    """``(out_features, in_features)`` matrix of a contraction into ``network.weight_legs``.
+
+    Flattens both sides row-major and drops the rows and columns that padding added. A
+    pass-through leg is expanded with an identity (``W[(p,j),(p',i)] = δ_{pp'} T[p,j,i]``): this
+    is for inspection and fitting; layers never multiply by the expanded form.
+    """
+    if network.passthrough:
+        contracted = _expand_passthrough(network, contracted)
+    weight = contracted.reshape(network.padded_out_features, network.padded_in_features)
+    if network.is_padded:
+        weight = weight[: network.out_features, : network.in_features]
+    return weight
+
+
+def _expand_passthrough(network: Network, blocks: torch.Tensor) -> torch.Tensor:
+    """``[*outputs, *inputs]`` from ``[*weight_legs]``: one identity per pass-through leg."""
+    # Integer sublists (torch.einsum's second calling form): one id per leg, a fresh id for
+    # the input-side copy of each pass-through leg.
+    ids = {leg: n for n, leg in enumerate(network.weight_legs)}
+    primed = {leg: len(ids) + n for n, leg in enumerate(network.passthrough)}
+    operands: list[object] = [blocks, [ids[leg] for leg in network.weight_legs]]
+    for leg in network.passthrough:
+        eye = torch.eye(network.sizes[leg], dtype=blocks.dtype, device=blocks.device)
+        operands += [eye, [ids[leg], primed[leg]]]
+    wanted = [ids[leg] for leg in network.outputs]
+    wanted += [primed.get(leg, ids[leg]) for leg in network.inputs]
+    return torch.einsum(*operands, wanted)
+
+
+def apply_weight(
+    network: Network,
+    x2: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    gemm: Program | None,
+) -> torch.Tensor:
+    """``x2 · Wᵀ + b`` for ``x2`` of shape ``(batch, in_features)`` and a
+    [`layer_weight`][tnlayers.contraction.layer_weight].
+
+    A plain weight is one ``addmm``; block-diagonal weights (pass-through legs) run ``gemm``, the
+    planned batched GEMM over their blocks.
+    """
+    if gemm is None or not network.passthrough:
+        return torch.nn.functional.linear(x2, weight, bias)
+    rows = x2.shape[0]
+    if network.padded_in_features != network.in_features:
+        x2 = torch.nn.functional.pad(x2, (0, network.padded_in_features - network.in_features))
+    y = run_program(gemm, [x2.reshape(rows, *network.in_dims), weight])
+    y = y.reshape(rows, network.padded_out_features)
+    if network.padded_out_features != network.out_features:
+        y = y[:, : network.out_features]
+    return y if bias is None else y + bias

@@ -15,7 +15,7 @@ from .._core.cost import CostReport, Mode, network_report
 from .._core.errors import ArgumentTypeError, OptionError, ShapeError
 from .._core.network import Network
 from .._core.plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy
-from .execute import Program, contract_weight, run_program, weight_matrix
+from .execute import Program, apply_weight, contract_weight, layer_weight, run_program
 from .init import linear_default_std, variance_preserving_
 from .strategy import (
     REGISTRY,
@@ -332,12 +332,12 @@ class TNLinearBase(nn.Module):
     ) -> torch.Tensor:
         if values is not None or not use_cache or compiling():
             operands = self.network_tensors() if values is None else values
-            return weight_matrix(self.network, run_program(program, operands))
+            return layer_weight(self.network, run_program(program, operands))
         sources = self.weight_sources()
         needs_grad = torch.is_grad_enabled() and any(s.requires_grad for s in sources)
         weight = self._weight_cache.lookup(sources, needs_grad)
         if weight is None:
-            weight = weight_matrix(self.network, run_program(program, self.network_tensors()))
+            weight = layer_weight(self.network, run_program(program, self.network_tensors()))
             self._weight_cache.store(sources, weight, needs_grad)
         return weight
 
@@ -376,7 +376,7 @@ class TNLinearBase(nn.Module):
         if strategy == "materialize":
             if weight is None:
                 weight = self._weight(programs[0], use_cache, values)
-            return nn.functional.linear(x2, weight, self.bias)
+            return apply_weight(self.network, x2, weight, self.bias, programs[-1])
         net = self.network
         if net.padded_in_features != net.in_features:
             x2 = nn.functional.pad(x2, (0, net.padded_in_features - net.in_features))
@@ -441,7 +441,9 @@ class TNLinearBase(nn.Module):
             if execution[0] == "materialize":
                 weight = self._weight(execution[1][0], use_cache=True)
                 bias = None if self.bias is None else self.bias.to(low)
-                return nn.functional.linear(x2.to(low), weight.to(low), bias)
+                return apply_weight(
+                    self.network, x2.to(low), weight.to(low), bias, execution[1][-1]
+                )
             return self._run(execution, x2.to(param_dtype)).to(low)
 
 
