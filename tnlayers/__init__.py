@@ -58,6 +58,7 @@ from ._layers.mpo import MPOConv2d as MPOConv2d
 from ._layers.mpo import MPOLinear as MPOLinear
 from ._layers.protocol import TensorNetworkLayer as TensorNetworkLayer
 from ._layers.weight_cache import cached as cached
+from ._learning_rates import param_groups as param_groups
 
 try:
     __version__ = version("tnlayers")
@@ -106,6 +107,7 @@ __all__ = [
     "monarch",
     "mpo",
     "nearest_kronecker",
+    "param_groups",
     "plan",
     "summary",
     "tensor_ring",

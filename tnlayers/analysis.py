@@ -19,6 +19,8 @@ from ._analysis.summary import summary as summary
 from ._core.cost import CostReport as CostReport
 from ._core.cost import StrategyCost as StrategyCost
 from ._core.cost import cost as cost
+from ._core.fans import TensorFan as TensorFan
+from ._core.fans import tensor_fans as tensor_fans
 
 __all__ = [
     "ClassificationReport",
@@ -26,6 +28,7 @@ __all__ = [
     "CostReport",
     "LatencyReport",
     "StrategyCost",
+    "TensorFan",
     "classification_report",
     "compression_ratio",
     "correlation_report",
@@ -35,5 +38,6 @@ __all__ = [
     "plot_entanglement",
     "strong_correlation",
     "summary",
+    "tensor_fans",
     "von_neumann_entropy",
 ]

@@ -33,17 +33,10 @@ def _display_graph(network: Network) -> nx.Graph:
     graph = nx.Graph()
     for name in network.tensor_names:
         graph.add_node(("tensor", name), kind="tensor", label=name)
-    inputs, outputs = set(network.inputs), set(network.outputs)
     for leg, size in network.sizes.items():
         owners = [t for t in network.tensor_names if leg in network.legs(t)]
         label = f"{leg} ({size})"
-        side = (
-            ("both" if leg in outputs else "input")
-            if leg in inputs
-            else "output"
-            if leg in outputs
-            else None
-        )
+        side = network.side(leg)
         if len(owners) == 2 and side is None:
             graph.add_edge(("tensor", owners[0]), ("tensor", owners[1]), label=label)
             continue

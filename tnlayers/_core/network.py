@@ -441,6 +441,12 @@ class Network:
         inputs = set(self._inputs)
         return self._inputs + tuple(leg for leg in self._outputs if leg not in inputs)
 
+    def side(self, leg: str) -> str | None:
+        """``"input"``, ``"output"``, ``"both"`` (a pass-through leg) or ``None`` (summed)."""
+        if leg in self._inputs:
+            return "both" if leg in self._outputs else "input"
+        return "output" if leg in self._outputs else None
+
     @property
     def passthrough(self) -> tuple[str, ...]:
         """Legs listed on both sides (in input order): the weight is block-diagonal in each."""
@@ -487,16 +493,8 @@ class Network:
         import networkx as nx
 
         graph = nx.Graph()
-        inputs, outputs = set(self._inputs), set(self._outputs)
         for leg, size in self._sizes.items():
-            side = (
-                ("both" if leg in outputs else "input")
-                if leg in inputs
-                else "output"
-                if leg in outputs
-                else None
-            )
-            graph.add_node(("index", leg), kind="index", size=size, side=side)
+            graph.add_node(("index", leg), kind="index", size=size, side=self.side(leg))
         for name, legs in self._tensors:
             graph.add_node(("tensor", name), kind="tensor", shape=self.shape(name))
             for axis, leg in enumerate(legs):
