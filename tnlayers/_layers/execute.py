@@ -21,6 +21,7 @@ from .._core.plan import BATCH, Contraction, plan
 
 __all__ = [
     "Program",
+    "apply_program",
     "apply_weight",
     "compile_contraction",
     "contract_weight",
@@ -284,12 +285,7 @@ def layer_weight(network: Network, contracted: torch.Tensor) -> torch.Tensor:
     With them: the contraction itself, the diagonal blocks only, for a batched GEMM
     ([`apply_weight`][tnlayers.contraction.apply_weight]).
     """
-    if network.passthrough:
-        return contracted
-    weight = contracted.reshape(network.padded_out_features, network.padded_in_features)
-    if network.is_padded:
-        weight = weight[: network.out_features, : network.in_features]
-    return weight
+    return contracted if network.passthrough else _matrix(network, contracted)
 
 
 def weight_matrix(network: Network, contracted: torch.Tensor) -> torch.Tensor:
@@ -301,6 +297,11 @@ def weight_matrix(network: Network, contracted: torch.Tensor) -> torch.Tensor:
     """
     if network.passthrough:
         contracted = _expand_passthrough(network, contracted)
+    return _matrix(network, contracted)
+
+
+def _matrix(network: Network, contracted: torch.Tensor) -> torch.Tensor:
+    """``[*outputs, *inputs]`` flattened to ``(out_features, in_features)``, padding dropped."""
     weight = contracted.reshape(network.padded_out_features, network.padded_in_features)
     if network.is_padded:
         weight = weight[: network.out_features, : network.in_features]
@@ -337,10 +338,25 @@ def apply_weight(
     """
     if gemm is None or not network.passthrough:
         return torch.nn.functional.linear(x2, weight, bias)
+    return apply_program(network, x2, gemm, [weight], bias)
+
+
+def apply_program(
+    network: Network,
+    x2: torch.Tensor,
+    program: Program,
+    operands: Sequence[torch.Tensor],
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """Run ``program`` on ``x2`` of shape ``(batch, in_features)`` viewed as the input legs,
+    then ``operands``; returns ``(batch, out_features)`` with ``bias`` added.
+
+    Zero-pads the input up to the legs' product and drops the padded outputs.
+    """
     rows = x2.shape[0]
     if network.padded_in_features != network.in_features:
         x2 = torch.nn.functional.pad(x2, (0, network.padded_in_features - network.in_features))
-    y = run_program(gemm, [x2.reshape(rows, *network.in_dims), weight])
+    y = run_program(program, [x2.reshape(rows, *network.in_dims), *operands])
     y = y.reshape(rows, network.padded_out_features)
     if network.padded_out_features != network.out_features:
         y = y[:, : network.out_features]

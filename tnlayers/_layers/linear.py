@@ -15,7 +15,14 @@ from .._core.cost import CostReport, Mode, network_report
 from .._core.errors import ArgumentTypeError, OptionError, ShapeError
 from .._core.network import Network
 from .._core.plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy
-from .execute import Program, apply_weight, contract_weight, layer_weight, run_program
+from .execute import (
+    Program,
+    apply_program,
+    apply_weight,
+    contract_weight,
+    layer_weight,
+    run_program,
+)
 from .init import linear_default_std, variance_preserving_
 from .strategy import (
     REGISTRY,
@@ -377,15 +384,8 @@ class TNLinearBase(nn.Module):
             if weight is None:
                 weight = self._weight(programs[0], use_cache, values)
             return apply_weight(self.network, x2, weight, self.bias, programs[-1])
-        net = self.network
-        if net.padded_in_features != net.in_features:
-            x2 = nn.functional.pad(x2, (0, net.padded_in_features - net.in_features))
-        xs = x2.reshape(x2.shape[0], *net.in_dims)
-        operands = [xs, *(self.network_tensors() if values is None else values)]
-        y = run_program(programs[0], operands).reshape(x2.shape[0], net.padded_out_features)
-        if net.padded_out_features != net.out_features:
-            y = y[:, : self.out_features]
-        return y if self.bias is None else y + self.bias
+        tensors = self.network_tensors() if values is None else values
+        return apply_program(self.network, x2, programs[0], tensors, self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layer to ``x`` of shape ``(..., in_features)``."""
