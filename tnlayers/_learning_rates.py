@@ -12,7 +12,6 @@ number of factors, whose updates add up. ``param_groups`` does both for any netw
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -57,16 +56,8 @@ def _tensor_parameters(layer: TNLinear) -> dict[str, nn.Parameter]:
     return found
 
 
-def _init_scale(param: torch.Tensor, fan_in: int) -> float | None:
-    """The tensor's RMS over the μP init's, ``1/√(3·fan_in)`` (None: zero or without values)."""
-    if param.is_meta or param.numel() == 0:
-        return None
-    rms = param.detach().abs().double().pow(2).mean().sqrt().item()
-    return rms * math.sqrt(3 * fan_in) if rms > 0 else None
-
-
 def _rates(
-    model: nn.Module, lr: float, base_fan_in: int, init_aware: bool
+    model: nn.Module, lr: float, base_fan_in: int
 ) -> Iterator[tuple[str, torch.Tensor, float, str]]:
     """``(name, parameter, learning rate, reason)`` for every trainable parameter, once each."""
     named = {id(p): name for name, p in model.named_parameters()}
@@ -88,10 +79,6 @@ def _rates(
                 fan = fans[tensor]
                 rate = lr * base_fan_in / (count * fan.fan_in)
                 why = f"tensor {tensor!r} of {count}: fan-in {fan.fan_in}"
-                scale = _init_scale(param, fan.fan_in) if init_aware else None
-                if scale is not None:
-                    rate *= scale
-                    why += f", {scale:.3g}× the μP init's scale"
                 yield from emit(param, rate, why)
         elif isinstance(module, _DENSE):
             fan_in = module.weight[0].numel()
@@ -100,9 +87,7 @@ def _rates(
         yield from emit(param, lr, "vector-like (bias, gain, angle, embedding): lr")
 
 
-def learning_rates(
-    model: nn.Module, lr: float, *, base_fan_in: int = 256, init_aware: bool = False
-) -> list[LearningRate]:
+def learning_rates(model: nn.Module, lr: float, *, base_fan_in: int = 256) -> list[LearningRate]:
     """The learning rate [`param_groups`][tnlayers.param_groups] gives each parameter, and why.
 
     Returns
@@ -111,7 +96,7 @@ def learning_rates(
         ``(name, lr, reason)`` per trainable parameter, in ``named_parameters`` order.
     """
     _check(lr, base_fan_in)
-    found = _rates(model, lr, base_fan_in, init_aware)
+    found = _rates(model, lr, base_fan_in)
     rows = {name: LearningRate(name, rate, why) for name, _, rate, why in found}
     return [rows[name] for name, _ in model.named_parameters() if name in rows]
 
@@ -121,7 +106,6 @@ def param_groups(
     lr: float,
     *,
     base_fan_in: int = 256,
-    init_aware: bool = False,
     **options: Any,
 ) -> list[dict[str, Any]]:
     r"""Adam parameter groups with a structure-aware learning rate for every tensor.
@@ -150,12 +134,6 @@ def param_groups(
         The base learning rate.
     base_fan_in
         The fan-in at which a dense layer gets exactly ``lr``.
-    init_aware
-        Also multiply each tensor's rate by its RMS over the μP initialisation's,
-        ``1/√(3 n_t)``, read from the values it has now. The rule assumes every tensor starts at
-        μP's scale; tnlayers' default initialisation instead gives all tensors of a layer one
-        scale (so that the product has ``nn.Linear``'s), and Adam's steps do not grow with a
-        tensor's scale. Off by default; ``examples/lr_transfer.py`` measures both.
     **options
         Added to every group (e.g. ``weight_decay=0.01``).
 
@@ -179,7 +157,7 @@ def param_groups(
     """
     _check(lr, base_fan_in)
     groups: dict[float, dict[str, Any]] = {}
-    for name, param, rate, _ in _rates(model, lr, base_fan_in, init_aware):
+    for name, param, rate, _ in _rates(model, lr, base_fan_in):
         group = groups.setdefault(rate, {"params": [], "lr": rate, "names": [], **options})
         group["params"].append(param)
         group["names"].append(name)
