@@ -165,8 +165,9 @@ class Network:
     * **pass-through legs**: a leg listed among the inputs *and* the outputs. The weight is then
       block-diagonal in it, ``W[(p,j),(p',i)] = δ_{pp'} T[p,j,i]``: output block ``p`` reads only
       input block ``p``. Layers run such a leg as the batch dimension of a batched matmul; the
-      δ is formed only by [`to_dense`][tnlayers.TNLinear.to_dense]-style materialisation of the
-      full matrix. [`passthrough`][tnlayers.Network.passthrough] lists them.
+      δ is formed only when the full matrix is asked for (a layer's ``to_dense()``,
+      [`contract_weight`][tnlayers.contraction.contract_weight]).
+      [`passthrough`][tnlayers.Network.passthrough] lists them.
 
     Examples
     --------
