@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the timing helpers and the layer cases of the tables.
+"""What the benchmark scripts share: the timing helpers, the layer cases of the tables, and the
+command line and header line of the timing scripts.
 
 Timing: warm-up, then the median of repeated calls filling a time budget; several passes are
 interleaved so that a shared machine's drift hits every implementation alike.
@@ -6,6 +7,8 @@ interleaved so that a shared machine's drift hits every implementation alike.
 
 from __future__ import annotations
 
+import argparse
+import platform
 import statistics
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -124,4 +127,21 @@ def strategy_cells(
     return (
         f"{'fwd+bwd' if backward else 'fwd    '} dense {best['dense'] * 1e3:7.3f} ms | {cells} | "
         f"chosen={chosen[:3]} auto/best {best['auto'] / forced:4.2f}"
+    )
+
+
+def timing_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every timing script takes: ``--quick``, ``--passes``, ``--device``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def machine_line(device: str) -> str:
+    """The header line that records where a table was measured."""
+    return (
+        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
+        f"device {device}"
     )

@@ -11,11 +11,8 @@ kernel; *sequential*: the MPO applied to the unfolded input). Forward is timed i
 
 from __future__ import annotations
 
-import argparse
-import platform
-
 import torch
-from _common import best_of_passes
+from _common import best_of_passes, machine_line, timing_arguments
 from torch import nn
 
 import tnlayers
@@ -59,17 +56,11 @@ def run(passes: int, budget: float, batch: int, device: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--passes", type=int, default=2)
+    parser = timing_arguments(__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     budget = 0.05 if args.quick else 0.5
-    print(
-        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
-        f"device {args.device}"
-    )
+    print(machine_line(args.device))
     run(1 if args.quick else args.passes, budget, 8 if args.quick else args.batch, args.device)
 
 

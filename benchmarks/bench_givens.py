@@ -13,11 +13,8 @@ to ``nn.Linear``.
 
 from __future__ import annotations
 
-import argparse
-import platform
-
 import torch
-from _common import best_of_passes
+from _common import best_of_passes, machine_line, timing_arguments
 from torch import nn
 
 import tnlayers
@@ -83,15 +80,8 @@ def run(passes: int, budget: float, sizes: tuple[int, ...], batch: int, device: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--passes", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    print(
-        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
-        f"device {args.device}"
-    )
+    args = timing_arguments(__doc__.splitlines()[0]).parse_args()
+    print(machine_line(args.device))
     if args.quick:
         run(1, 0.02, (16,), 8, args.device)
     else:

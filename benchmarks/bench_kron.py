@@ -12,11 +12,8 @@ layer's time by the faster forced one.
 
 from __future__ import annotations
 
-import argparse
-import platform
-
 import torch
-from _common import strategy_cells
+from _common import machine_line, strategy_cells, timing_arguments
 from torch import nn
 
 import tnlayers
@@ -43,15 +40,8 @@ def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> No
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--passes", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    print(
-        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
-        f"device {args.device}"
-    )
+    args = timing_arguments(__doc__.splitlines()[0]).parse_args()
+    print(machine_line(args.device))
     budget = 0.05 if args.quick else 0.4
     run(1 if args.quick else args.passes, budget, (8,) if args.quick else BATCHES, args.device)
 
