@@ -19,6 +19,24 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def leg_network(
+    tensors: list[tuple[str, list[tuple[str, int]]]],
+    ins: tuple[int, ...],
+    outs: tuple[int, ...],
+    in_features: int,
+    out_features: int,
+) -> Network:
+    """A builder's network: input legs ``i1 … in``, output legs ``j1 … jm`` (padded as needed)."""
+    return Network(
+        tensors,
+        [f"i{k}" for k in range(1, len(ins) + 1)],
+        [f"j{k}" for k in range(1, len(outs) + 1)],
+        in_features=in_features,
+        out_features=out_features,
+        allow_padding=True,
+    )
+
+
 def check_dims(name: str, dims: object) -> None:
     """``dims`` is a positive integer or a non-empty sequence of them, else a clear error."""
     if _is_count(dims):
@@ -142,14 +160,7 @@ def mpo(
         if k < n:
             legs.append((f"b{k}", bonds[k - 1]))
         tensors.append((f"core{k}", legs))
-    return Network(
-        tensors,
-        [f"i{k}" for k in range(1, n + 1)],
-        [f"j{k}" for k in range(1, n + 1)],
-        in_features=in_features,
-        out_features=out_features,
-        allow_padding=True,
-    )
+    return leg_network(tensors, ins, outs, in_features, out_features)
 
 
 def kronecker(
@@ -207,14 +218,7 @@ def kronecker(
         (f"body{m}", [*term_leg, (f"i{m}", p), (f"j{m}", q)])
         for m, (p, q) in enumerate(zip(ins, outs, strict=True), start=1)
     ]
-    return Network(
-        tensors,
-        [f"i{m}" for m in range(1, len(ins) + 1)],
-        [f"j{m}" for m in range(1, len(ins) + 1)],
-        in_features=in_features,
-        out_features=out_features,
-        allow_padding=True,
-    )
+    return leg_network(tensors, ins, outs, in_features, out_features)
 
 
 def low_rank(in_features: int, out_features: int, rank: int) -> Network:

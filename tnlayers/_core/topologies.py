@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .builders import Dims, as_dims, bond_sizes, check_count, check_dims, default_parts
+from .builders import (
+    Dims,
+    as_dims,
+    bond_sizes,
+    check_count,
+    check_dims,
+    default_parts,
+    leg_network,
+)
 from .errors import ArgumentTypeError, NetworkSpecError
 from .network import Network
 
@@ -48,23 +56,6 @@ def _legs(
             f"out_dims {outs} has {len(outs)} (use size-1 legs to even them out)"
         )
     return ins, in_features, outs, out_features
-
-
-def _network(
-    tensors: list[tuple[str, list[tuple[str, int]]]],
-    ins: tuple[int, ...],
-    outs: tuple[int, ...],
-    in_features: int,
-    out_features: int,
-) -> Network:
-    return Network(
-        tensors,
-        [f"i{k}" for k in range(1, len(ins) + 1)],
-        [f"j{k}" for k in range(1, len(outs) + 1)],
-        in_features=in_features,
-        out_features=out_features,
-        allow_padding=True,
-    )
 
 
 def tensor_ring(
@@ -115,7 +106,7 @@ def tensor_ring(
         legs = [(left, size_left), (f"j{k}", outs[k - 1]), (f"i{k}", ins[k - 1])]
         legs.append((f"b{k}", bonds[k - 1]))
         tensors.append((f"core{k}", legs))
-    return _network(tensors, ins, outs, in_features, out_features)
+    return leg_network(tensors, ins, outs, in_features, out_features)
 
 
 def cp(
@@ -156,7 +147,7 @@ def cp(
         (f"a{m}", [("r", rank), (f"i{m}", size)]) for m, size in enumerate(ins, start=1)
     ]
     tensors += [(f"c{m}", [("r", rank), (f"j{m}", size)]) for m, size in enumerate(outs, start=1)]
-    return _network(tensors, ins, outs, in_features, out_features)
+    return leg_network(tensors, ins, outs, in_features, out_features)
 
 
 def tucker(
@@ -223,7 +214,7 @@ def tucker(
         (f"v{m}", [(f"j{m}", size), (f"t{m}", r)])
         for m, (size, r) in enumerate(zip(outs, out_ranks, strict=True), start=1)
     ]
-    return _network(tensors, ins, outs, in_features, out_features)
+    return leg_network(tensors, ins, outs, in_features, out_features)
 
 
 def tree(
@@ -263,7 +254,7 @@ def tree(
     n = len(ins)
     if n == 1:
         tensors = [("leaf1", [("i1", ins[0]), ("j1", outs[0])])]
-        return _network(tensors, ins, outs, in_features, out_features)
+        return leg_network(tensors, ins, outs, in_features, out_features)
     legs: dict[str, list[tuple[str, int]]] = {
         f"leaf{k}": [(f"i{k}", ins[k - 1]), (f"j{k}", outs[k - 1])] for k in range(1, n + 1)
     }
@@ -283,7 +274,7 @@ def tree(
         if len(level_nodes) % 2:  # the odd one out goes up alone
             parents.append(level_nodes[-1])
         level_nodes = parents
-    return _network(list(legs.items()), ins, outs, in_features, out_features)
+    return leg_network(list(legs.items()), ins, outs, in_features, out_features)
 
 
 def btt(in_dims: Dims, out_dims: Dims, rank: int) -> Network:
@@ -325,7 +316,7 @@ def btt(in_dims: Dims, out_dims: Dims, rank: int) -> Network:
         ("A", [("i1", i1), ("i2", i2), ("j1", j1), ("r", rank)]),
         ("B", [("j1", j1), ("i1", i1), ("r", rank), ("j2", j2)]),
     ]
-    return _network(tensors, ins, outs, in_features, out_features)
+    return leg_network(tensors, ins, outs, in_features, out_features)
 
 
 def monarch(in_features: int, out_features: int) -> Network:
@@ -405,7 +396,7 @@ def grid(
             if r < rows:
                 site.append((f"v{r}_{c}", bond))
             legs[f"site{r}_{c}"] = site
-    return _network(list(legs.items()), ins, outs, in_features, out_features)
+    return leg_network(list(legs.items()), ins, outs, in_features, out_features)
 
 
 def _grid_sites(shape: object) -> int:
