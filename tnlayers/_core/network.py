@@ -195,6 +195,7 @@ class Network:
         "_out_dims",
         "_out_features",
         "_outputs",
+        "_passthrough",
         "_signature",
         "_sizes",
         "_tensors",
@@ -274,6 +275,8 @@ class Network:
                     )
         # Derived once: layers read these on every forward call.
         self._in_dims = tuple(sizes[leg] for leg in self._inputs)
+        output_legs = set(self._outputs)
+        self._passthrough = tuple(leg for leg in self._inputs if leg in output_legs)
         self._out_dims = tuple(sizes[leg] for leg in self._outputs)
         self._in_features = self._check_features("input", self._inputs, in_features, allow_padding)
         self._out_features = self._check_features(
@@ -439,8 +442,7 @@ class Network:
     @property
     def open_legs(self) -> tuple[str, ...]:
         """All open legs: inputs, then the outputs that are not also inputs."""
-        inputs = set(self._inputs)
-        return self._inputs + tuple(leg for leg in self._outputs if leg not in inputs)
+        return self._inputs + tuple(leg for leg in self._outputs if leg not in self._passthrough)
 
     def side(self, leg: str) -> str | None:
         """``"input"``, ``"output"``, ``"both"`` (a pass-through leg) or ``None`` (summed)."""
@@ -451,8 +453,7 @@ class Network:
     @property
     def passthrough(self) -> tuple[str, ...]:
         """Legs listed on both sides (in input order): the weight is block-diagonal in each."""
-        outputs = set(self._outputs)
-        return tuple(leg for leg in self._inputs if leg in outputs)
+        return self._passthrough
 
     @property
     def weight_legs(self) -> tuple[str, ...]:
@@ -461,8 +462,7 @@ class Network:
         Without pass-through legs this is ``outputs + inputs``, the ``(out, in)`` matrix as a
         tensor; a pass-through leg appears once, so the weight holds only its diagonal blocks.
         """
-        outputs = set(self._outputs)
-        return self._outputs + tuple(leg for leg in self._inputs if leg not in outputs)
+        return self._outputs + tuple(leg for leg in self._inputs if leg not in self._passthrough)
 
     @property
     def bonds(self) -> tuple[str, ...]:
