@@ -181,6 +181,17 @@ def test_new_builders_initialise_like_nn_linear(net):
     assert abs(std - reference) / reference < 0.25
 
 
+def test_large_block_diagonal_starts_at_nn_linear_scale_without_the_empirical_check():
+    # 4096² = 16.8M dense entries: above the size at which init measures and rescales the
+    # weight, so the analytic rule alone must count the blocks' zeros.
+    torch.manual_seed(0)
+    net = tnlayers.block_diagonal(4096, 4096, 8)
+    assert net.dense_params > 1 << 22
+    std = TNLinear(net).to_dense().std().item()
+    reference = 1 / math.sqrt(3 * 4096)
+    assert abs(std - reference) / reference < 0.05
+
+
 def test_block_diagonal_validation():
     with pytest.raises(tnlayers.NetworkSpecError, match=r"in_dims=10 does not split into 4"):
         tnlayers.block_diagonal(10, 8, 4)

@@ -27,6 +27,7 @@ from .._core.errors import ArgumentTypeError, OptionError, ShapeError
 from .._core.network import Network
 from .._core.topologies import tucker
 from .._layers.execute import contract_weight
+from .._layers.init import entry_sigma
 from .kron import nearest_kronecker
 from .mpo import tt_svd
 
@@ -224,10 +225,8 @@ def _start(
     if closed is not None:
         return closed
     # Random entries scaled so the start's weight has about the target's norm.
-    summed = math.prod(network.sizes[leg] for leg in network.summed_indices)
-    count = len(network.tensor_names)
-    entry_rms = norm / math.sqrt(math.prod(network.sizes[leg] for leg in network.weight_legs))
-    sigma = (entry_rms**2 / summed) ** (1.0 / (2 * count))
+    blocks = math.prod(network.sizes[leg] for leg in network.weight_legs)
+    sigma = entry_sigma(network, norm / math.sqrt(blocks))
     real = target.real.dtype if target.is_complex() else target.dtype
     tensors = {}
     for name in network.tensor_names:

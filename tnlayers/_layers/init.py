@@ -10,7 +10,7 @@ import torch
 from .._core.network import Network
 from .execute import contract_weight
 
-__all__ = ["linear_default_std", "variance_preserving_"]
+__all__ = ["entry_sigma", "linear_default_std", "variance_preserving_"]
 
 # Above this many dense entries the empirical correction is skipped (the analytic rule remains).
 _CHECK_LIMIT = 1 << 22
@@ -19,6 +19,17 @@ _CHECK_LIMIT = 1 << 22
 def linear_default_std(in_features: int) -> float:
     """Standard deviation of ``nn.Linear``'s default weight, ``U(±1/√in)``: ``1/√(3·in)``."""
     return 1.0 / math.sqrt(3.0 * in_features)
+
+
+def entry_sigma(network: Network, block_rms: float) -> float:
+    """The one standard deviation of every tensor's i.i.d. entries that gives the materialized
+    blocks (the contraction into ``network.weight_legs``) the root-mean-square ``block_rms``.
+
+    Each block entry sums ``R`` uncorrelated products, ``R`` the product of the summed index
+    sizes, so its variance is ``R · σ^{2N}`` for ``N`` tensors.
+    """
+    summed = math.prod(network.sizes[leg] for leg in network.summed_indices)
+    return (block_rms**2 / summed) ** (1.0 / (2 * len(network.tensor_names)))
 
 
 @torch.no_grad()
@@ -35,8 +46,10 @@ def variance_preserving_(
     configurations of the summed indices contribute uncorrelated terms, so each weight entry has
     variance ``R · Π_t σ_t²`` where ``R`` is the product of the summed index sizes, for any
     topology (bonds, hyperedges, shared open legs). Every tensor gets the same
-    ``σ = (std² / R)^{1/(2N)}``. When the dense weight is small enough to form (≤ 4M entries),
-    the tensors are then rescaled so the realised weight's root-mean-square is exactly ``std``.
+    ``σ = (std² / R)^{1/(2N)}`` (``std² · P`` for the blocks of pass-through legs of total size
+    ``P``, whose zeros count in the weight's root-mean-square). When the dense weight is small
+    enough to form (≤ 4M entries), the tensors are then rescaled so the realised weight's
+    root-mean-square is exactly ``std``.
 
     Parameters
     ----------
@@ -50,9 +63,11 @@ def variance_preserving_(
         Random generator for reproducible draws.
     """
     target = linear_default_std(network.in_features) if std is None else float(std)
-    summed = math.prod(network.sizes[leg] for leg in network.summed_indices)
     count = len(network.tensor_names)
-    sigma = (target**2 / summed) ** (1.0 / (2 * count))
+    # Pass-through legs leave a fraction 1/P of the weight's entries non-zero (P the product of
+    # their sizes), so the blocks need √P times the whole matrix's root-mean-square.
+    blocks = math.prod(network.sizes[leg] for leg in network.passthrough)
+    sigma = entry_sigma(network, target * math.sqrt(blocks))
     for name in network.tensor_names:
         tensors[name].normal_(0.0, sigma, generator=generator)
     # Not on the meta device (no values yet: to_empty() then reset_parameters() sets them).
