@@ -45,11 +45,11 @@ from ._core.topologies import monarch as monarch
 from ._core.topologies import tensor_ring as tensor_ring
 from ._core.topologies import tree as tree
 from ._core.topologies import tucker as tucker
-from ._decompose.compress import CompressionReport as CompressionReport
-from ._decompose.compress import compress as compress
 from ._decompose.fit import fit as fit
 from ._decompose.kron import nearest_kronecker as nearest_kronecker
 from ._decompose.mpo import tt_svd as tt_svd
+from ._layers.attention import UnfusedMultiheadAttention as UnfusedMultiheadAttention
+from ._layers.conv import TNConv1d as TNConv1d
 from ._layers.conv import TNConv2d as TNConv2d
 from ._layers.kron import KronLinear as KronLinear
 from ._layers.linear import TNLinear as TNLinear
@@ -59,6 +59,10 @@ from ._layers.mpo import MPOLinear as MPOLinear
 from ._layers.protocol import TensorNetworkLayer as TensorNetworkLayer
 from ._layers.weight_cache import cached as cached
 from ._learning_rates import param_groups as param_groups
+from ._surgery.batchnorm import recalibrate_batchnorm as recalibrate_batchnorm
+from ._surgery.compress import compress as compress
+from ._surgery.report import CompressionReport as CompressionReport
+from ._surgery.restore import restore as restore
 
 try:
     __version__ = version("tnlayers")
@@ -80,11 +84,13 @@ __all__ = [
     "QubitCircuit",
     "QubitCircuitLinear",
     "ShapeError",
+    "TNConv1d",
     "TNConv2d",
     "TNLayersError",
     "TNLinear",
     "TNLinearBase",
     "TensorNetworkLayer",
+    "UnfusedMultiheadAttention",
     "__version__",
     "analysis",
     "block_diagonal",
@@ -109,6 +115,8 @@ __all__ = [
     "nearest_kronecker",
     "param_groups",
     "plan",
+    "recalibrate_batchnorm",
+    "restore",
     "summary",
     "tensor_ring",
     "training",

@@ -110,7 +110,9 @@ class MPO:
         net = mpo(self.in_dims, self.out_dims, self.bonds or 1)
         if (net.in_features, net.out_features) == (self.in_features, self.out_features):
             return net
-        return net.replace(in_features=self.in_features, out_features=self.out_features)
+        return net.replace(
+            in_features=self.in_features, out_features=self.out_features, allow_padding=True
+        )
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The cores keyed by network tensor name, boundary bonds squeezed out."""

@@ -15,7 +15,7 @@ from .execute import weight_matrix
 from .linear import TNLinear, compiling
 from .strategy import Execution
 
-__all__ = ["TNConv2d", "conv_geometry", "conv_output_size"]
+__all__ = ["TNConv1d", "TNConv2d", "conv_geometry", "conv_output_size"]
 
 Pair = int | tuple[int, int]
 
@@ -333,3 +333,82 @@ class TNConv2d(TNLinear):
             .transpose(1, 2)
             .reshape(batch, self.out_channels, h_out, w_out)
         )
+
+
+class TNConv1d(TNConv2d):
+    """A drop-in for ``nn.Conv1d`` whose ``(C_out, C_in/groups·k)`` kernel is any network.
+
+    Runs as a [`TNConv2d`][tnlayers.TNConv2d] with a ``1 × k`` kernel on a height-1 image, so it
+    has the same strategies and cost report; ``to_dense().view(C_out, C_in // groups, k)`` is the
+    ``nn.Conv1d`` weight.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode
+        As ``nn.Conv1d`` (integers or 1-tuples; ``padding`` may be ``"same"`` or ``"valid"``;
+        ``padding_mode="zeros"`` only).
+    network
+        The kernel's network: ``in_features = C_in/groups·k``, ``out_features = C_out``.
+    **kwargs
+        As [`TNLinear`][tnlayers.TNLinear].
+
+    Shapes
+    ------
+    - input: ``(B, C_in, L)``
+    - output: ``(B, C_out, L_out)`` with ``nn.Conv1d``'s ``L_out``.
+
+    Examples
+    --------
+    >>> import torch, tnlayers
+    >>> conv = tnlayers.TNConv1d(8, 6, 3, network=tnlayers.low_rank(24, 6, 2), padding=1)
+    >>> conv(torch.randn(2, 8, 10)).shape
+    torch.Size([2, 6, 10])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] | str = 0,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
+        network: Network,
+        **kwargs: Any,
+    ) -> None:
+        def single(name: str, value: object) -> int:
+            if isinstance(value, tuple) and len(value) == 1:
+                value = value[0]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ArgumentTypeError(f"{name} must be an int or a 1-tuple, got {value!r}")
+            return value
+
+        pad: tuple[int, int] | str = (
+            padding if isinstance(padding, str) else (0, single("padding", padding))
+        )
+        super().__init__(
+            in_channels,
+            out_channels,
+            (1, single("kernel_size", kernel_size)),
+            (1, single("stride", stride)),
+            pad,
+            (1, single("dilation", dilation)),
+            groups,
+            bias,
+            padding_mode,
+            network=network,
+            **kwargs,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``x`` of shape ``(B, C_in, L)``."""
+        if x.dim() != 3 or x.shape[1] != self.in_channels:
+            raise ShapeError(
+                f"input has shape {tuple(x.shape)}, but {type(self).__name__} expects "
+                f"(batch, {self.in_channels} channels, length)"
+            )
+        return super().forward(x.unsqueeze(2)).squeeze(2)

@@ -1,0 +1,1 @@
+"""Model surgery: find a model's weight matrices, replace them by networks, restore checkpoints."""
