@@ -62,6 +62,18 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 3) ->
         opt.step()
 
 
+def compressed_model() -> nn.Module:
+    """A trained-looking dense MLP after ``compress``: MPO, BTT and low-rank layers."""
+    torch.manual_seed(321)
+    dense = nn.Sequential(
+        nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 3)
+    )  # fmt: skip
+    small, _ = tnlayers.compress(dense, "mpo", max_bond=2, names=["0"])
+    small, _ = tnlayers.compress(small, network={"2": lambda i, o: tnlayers.btt(i, o, 2)})
+    small, _ = tnlayers.compress(small, rank=2, names=["4"])
+    return small
+
+
 def cache_layers() -> dict[str, nn.Module]:
     """One layer of each caching kind, forced to the materialize strategy (the cached path)."""
     return {
@@ -144,8 +156,39 @@ def job_fsdp_cache(rank: int, world: int) -> object:
     return {"errors": errors, "output": y}
 
 
+def job_ddp_train_compressed(rank: int, world: int) -> object:
+    model = nn.parallel.DistributedDataParallel(compressed_model())
+    x, y = ddp_data()
+    rows = x.shape[0] // world
+    shard = slice(rank * rows, (rank + 1) * rows)
+    train(model, x[shard], y[shard])
+    return model.module.state_dict()
+
+
+def job_fsdp_train(rank: int, world: int) -> object:
+    """FSDP2 (``fully_shard``) on every tensor-network layer and the root, trained on this
+    rank's half of the data; returns the gathered parameters."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    model = compressed_model()  # seeded: every rank starts alike (fully_shard broadcasts nothing)
+    mesh = init_device_mesh("cpu", (world,))
+    for layer in model:
+        if isinstance(layer, tnlayers.TNLinear):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    x, y = ddp_data()
+    rows = x.shape[0] // world
+    shard = slice(rank * rows, (rank + 1) * rows)
+    train(model, x[shard], y[shard])
+    model.reshard()
+    return {name: p.full_tensor() for name, p in model.named_parameters()}
+
+
 JOBS = {
     "ddp_train": job_ddp_train,
+    "ddp_train_compressed": job_ddp_train_compressed,
+    "fsdp_train": job_fsdp_train,
     "ddp_broadcast_cache": job_ddp_broadcast_cache,
     "fsdp_cache": job_fsdp_cache,
 }

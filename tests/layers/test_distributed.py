@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from .distributed_harness import run_job
-from .distributed_workers import ddp_data, ddp_model, train
+from .distributed_workers import compressed_model, ddp_data, ddp_model, train
 
 # TNLAYERS_DISTRIBUTED_REPEAT=20 runs each job 20 times (to show the suite never hangs).
 REPEAT = int(os.environ.get("TNLAYERS_DISTRIBUTED_REPEAT", "1"))
@@ -36,3 +36,26 @@ def test_fsdp_steps_reach_every_cached_weight(attempt):
     for result in results:
         assert max(result["errors"]) < 1e-5, result["errors"]
     torch.testing.assert_close(results[0]["output"], results[1]["output"])
+
+
+def test_fsdp2_training_matches_single_process(attempt):
+    results = run_job("fsdp_train")
+    single = compressed_model()
+    x, y = ddp_data()
+    train(single, x, y)
+    expected = dict(single.named_parameters())
+    start = dict(compressed_model().named_parameters())
+    assert any(not torch.equal(start[n], p) for n, p in expected.items())  # training moved them
+    for result in results:  # every rank gathers the same parameters
+        assert result.keys() == expected.keys()
+        for name, value in result.items():
+            torch.testing.assert_close(value, expected[name].detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_ddp_trains_a_compressed_model_like_one_process(attempt):
+    distributed = run_job("ddp_train_compressed")[0]
+    single = compressed_model()
+    x, y = ddp_data()
+    train(single, x, y)
+    for key, value in single.state_dict().items():
+        torch.testing.assert_close(distributed[key], value, rtol=1e-5, atol=1e-6)

@@ -248,3 +248,43 @@ def test_compressing_a_deep_copy_does_not_share_parameters() -> None:
         for p in new.parameters():
             p.add_(1.0)
     assert _same_state(model, original.state_dict())
+
+
+def test_weight_reads_the_materialized_matrix_in_the_dense_layout() -> None:
+    torch.manual_seed(8)
+    linear = tnlayers.TNLinear(tnlayers.mpo((4, 4), (2, 3), 2))
+    torch.testing.assert_close(linear.weight, linear.to_dense())
+    linear.weight.sum().backward()  # differentiable: reaches the network's tensors
+    assert all(t.grad is not None for t in linear.tensors.values())
+    x = torch.randn(3, 16)
+    torch.testing.assert_close(nn.functional.linear(x, linear.weight, linear.bias), linear(x))
+    conv = tnlayers.TNConv2d(4, 6, 3, groups=2, network=tnlayers.low_rank(18, 6, 2))
+    assert conv.weight.shape == (6, 2, 3, 3)
+    image = torch.randn(2, 4, 7, 7)
+    expected = nn.functional.conv2d(image, conv.weight, conv.bias, groups=2)
+    torch.testing.assert_close(conv(image), expected)
+    conv1d = tnlayers.TNConv1d(4, 6, 3, padding=1, network=tnlayers.low_rank(12, 6, 2))
+    signal = torch.randn(2, 4, 9)
+    expected = nn.functional.conv1d(signal, conv1d.weight, conv1d.bias, padding=1)
+    torch.testing.assert_close(conv1d(signal), expected)
+    low = tnlayers.compression.LowRankConv2d(nn.Conv2d(4, 6, 3), 2)
+    torch.testing.assert_close(low(image), nn.functional.conv2d(image, low.weight, low[1].bias))
+    with pytest.raises(KeyError, match="already exists"):
+        linear.weight = nn.Parameter(torch.zeros(6, 16))  # not a parameter: no silent rebinding
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding"),
+    [(1, 0), (2, 0), (1, 2), (2, 2), (1, "same"), (1, "valid"), (2, "valid")],
+)
+@pytest.mark.parametrize("groups", [1, 2])
+def test_tnconv1d_equals_conv1d_of_its_kernel(stride, padding, groups) -> None:
+    torch.manual_seed(9)
+    network = tnlayers.tensor_ring(4 // groups * 3, 8, 2)
+    layer = tnlayers.TNConv1d(4, 8, 3, stride, padding, groups=groups, network=network,
+                              dtype=torch.float64)  # fmt: skip
+    x = torch.randn(2, 4, 12, dtype=torch.float64)
+    expected = nn.functional.conv1d(x, layer.weight, layer.bias, stride, padding, 1, groups)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
+    with pytest.raises(tnlayers.ShapeError, match=r"expects \(batch, 4 channels, length\)"):
+        layer(torch.randn(2, 5, 12, dtype=torch.float64))

@@ -204,6 +204,17 @@ class TNConv2d(TNLinear):
             + super().extra_repr()
         )
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The materialized kernel in ``nn.Conv2d``'s layout ``(C_out, C_in/groups, kh, kw)``.
+
+        Computed on each access (differentiable); not a parameter — see
+        [`TNLinear.weight`][tnlayers.TNLinearBase.weight].
+        """
+        return self.to_dense().reshape(
+            self.out_channels, self.in_channels // self.groups, *self.kernel_size
+        )
+
     # ------------------------------------------------------------------ geometry
     def _padding(self) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
         """Symmetric padding for the conv/unfold call, and any extra (left, right, top, bottom)
@@ -402,6 +413,16 @@ class TNConv1d(TNConv2d):
             padding_mode,
             network=network,
             **kwargs,
+        )
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The materialized kernel in ``nn.Conv1d``'s layout ``(C_out, C_in/groups, k)``.
+
+        Computed on each access (differentiable); not a parameter.
+        """
+        return self.to_dense().reshape(
+            self.out_channels, self.in_channels // self.groups, self.kernel_size[1]
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

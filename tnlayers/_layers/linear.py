@@ -328,6 +328,18 @@ class TNLinearBase(nn.Module):
         loss = torch.view_as_real(out).sum() if out.is_complex() else out.sum()
         torch.autograd.grad(loss, values)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The materialized weight in ``nn.Linear``'s layout, ``(out_features, in_features)``.
+
+        For code written for ``nn.Linear`` that reads ``layer.weight`` — its dtype, device or
+        values (Hugging Face models read ``.weight.dtype`` of some projections). Computed on
+        each access (one contraction, differentiable: gradients reach the network's tensors).
+        It is not a parameter: writing into it changes nothing — set the network's tensors.
+        The forward pass does not read it.
+        """
+        return self.to_dense()
+
     # ------------------------------------------------------------------ execution
     def to_dense(self) -> torch.Tensor:
         """The materialized weight, shape ``(out_features, in_features)``; differentiable."""

@@ -99,6 +99,16 @@ class LowRankConv2d(nn.Sequential):
         """``r(C_in·kh·kw + C_out)``, bias excluded."""
         return self.rank * (self.in_features + self.out_features)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The equivalent kernel in ``nn.Conv2d``'s layout ``(C_out, C_in, kh, kw)``.
+
+        Computed on each access (differentiable); not a parameter.
+        """
+        first = self[0]
+        assert isinstance(first, nn.Conv2d)
+        return self.to_dense().reshape(self.out_features, first.in_channels, *self.kernel_size)
+
     def to_dense(self) -> torch.Tensor:
         """The equivalent flattened kernel, shape ``(C_out, C_in·kh·kw)``; differentiable.
 

@@ -182,7 +182,7 @@ def _structure_networks(structure: str, in_features: int, out_features: int
                 network = btt(in_features, out_features, size)
         except (NetworkSpecError, ShapeError):
             return
-        if network.num_params >= dense:
+        if network.is_padded or network.num_params >= dense:  # fit needs exact legs
             return
         yield size, network
 
