@@ -47,24 +47,35 @@ ARMS = ("plain", "rule")
 TOLERANCE = 1.10
 
 
-def layer(structure: str, fan_in: int | tuple[int, ...], width: int) -> nn.Module:
+BONDS = {"MPO": 4, "BTT": 2, "tensor ring": 3}  # at width 256
+
+
+def bond(structure: str, width: int, grow: bool) -> int:
+    """The bond (rank) of ``structure`` at ``width``: fixed, or grown as √(width / 256)."""
+    return BONDS[structure] * (round(math.sqrt(width / BASE_WIDTH)) if grow else 1)
+
+
+def layer(
+    structure: str, fan_in: int | tuple[int, ...], width: int, grow: bool = False
+) -> nn.Module:
     """One hidden layer of ``width`` outputs; ``fan_in`` as leg sizes for the first layer."""
     features = fan_in if isinstance(fan_in, int) else math.prod(fan_in)
     if structure == "dense":
         return nn.Linear(features, width)
+    rank = bond(structure, width, grow)
     if structure == "MPO":
-        return tnlayers.TNLinear(tnlayers.mpo(fan_in, width, 4, cores=4))
+        return tnlayers.TNLinear(tnlayers.mpo(fan_in, width, rank, cores=4))
     if structure == "BTT":
-        return tnlayers.TNLinear(tnlayers.btt(fan_in if isinstance(fan_in, int) else 784, width, 2))
-    return tnlayers.TNLinear(tnlayers.tensor_ring(fan_in, width, 3, cores=4))
+        return tnlayers.TNLinear(tnlayers.btt(features, width, rank))
+    return tnlayers.TNLinear(tnlayers.tensor_ring(fan_in, width, rank, cores=4))
 
 
-def mlp(structure: str, width: int) -> nn.Module:
+def mlp(structure: str, width: int, grow: bool = False) -> nn.Module:
     head = nn.Linear(width, 10)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
-    first = layer(structure, (4, 7, 7, 4), width)
-    return nn.Sequential(first, nn.ReLU(), layer(structure, width, width), nn.ReLU(), head)
+    first = layer(structure, (4, 7, 7, 4), width, grow)
+    return nn.Sequential(first, nn.ReLU(), layer(structure, width, width, grow), nn.ReLU(), head)
 
 
 def train_once(
@@ -75,11 +86,12 @@ def train_once(
     seed: int,
     data: tuple[torch.Tensor, ...],
     steps: int,
+    grow: bool = False,
 ) -> tuple[float, float]:
     """Final training loss (inf if it diverged) and test accuracy of one run."""
     x, y, x_test, y_test = data
     torch.manual_seed(seed)
-    model = mlp(structure, width)
+    model = mlp(structure, width, grow)
     groups = tnlayers.param_groups(model, lr) if arm == "rule" else model.parameters()
     optimizer = torch.optim.Adam(groups, lr=lr)
     warmup = max(1, steps // 10)
@@ -118,6 +130,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--wide", type=int, default=1024, help="the width to transfer to")
+    parser.add_argument(
+        "--grow",
+        action="store_true",
+        help="grow each structure's bond with the width (x sqrt(width / 256)) instead of fixing it",
+    )
     parser.add_argument("--structures", nargs="+", choices=STRUCTURES, default=list(STRUCTURES))
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(""))
     args = parser.parse_args()
@@ -141,7 +158,7 @@ def main() -> None:
     for structure, width, arm, lr in bar:
         key = f"{structure}|{width}|{arm}"
         outcomes = [
-            train_once(structure, width, arm, lr, seed, data, args.steps)
+            train_once(structure, width, arm, lr, seed, data, args.steps, args.grow)
             for seed in range(args.seeds)
         ]
         losses.setdefault(key, {})[lr] = statistics.mean(o[0] for o in outcomes)
@@ -172,6 +189,16 @@ def main() -> None:
         f"{args.seeds} seed(s), {args.steps} Adam steps at batch 128 (warm-up, linear decay), "
         f"{len(rates)} learning rates from {log2(rates[0])} to {log2(rates[-1])}; loss = "
         "training loss on the 4,000 training images after the budget, mean over seeds.",
+        "",
+        "Bonds (ranks) at widths "
+        + " and ".join(str(w) for w in widths)
+        + ": "
+        + "; ".join(
+            f"{s} " + " → ".join(str(bond(s, w, args.grow)) for w in widths)
+            for s in structures
+            if s != "dense"
+        )
+        + (" (grown as √(width / 256))." if args.grow else " (fixed)."),
         "",
         f"**Width transfer** — the best rate at width {BASE_WIDTH}, used at width {wide}:",
         "",
