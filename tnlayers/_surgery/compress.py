@@ -98,29 +98,21 @@ def _validate(method: str, settings: dict[str, object], network: object) -> None
             f"method={method!r} does not take {', '.join(wrong)}; it takes "
             f"{', '.join(sorted(allowed))}"
         )
-    budgets = [k for k in given if k in ("rank", "param_ratio", "total_param_ratio", "terms")]
+    sizes = set(given) - {"cores"}
     if method == "mpo":
-        budgets += [k for k in given if k == "max_bond"]
-        if "rel_error" in given and not {"param_ratio", "total_param_ratio"} & set(given):
-            budgets.append("rel_error")
-        if len([b for b in budgets if b != "max_bond"]) > 1 or (
-            "max_bond" in budgets and {"param_ratio", "total_param_ratio"} & set(budgets)
-        ):
+        # TT-SVD truncates by a bond cap and an error target together; budgets stand alone.
+        valid = ({"max_bond"}, {"rel_error"}, {"max_bond", "rel_error"}, {"param_ratio"},
+                 {"total_param_ratio"})  # fmt: skip
+        if sizes not in valid:
             raise OptionError(
-                "method='mpo' takes max_bond= and/or rel_error= (TT-SVD's truncation), or one "
-                f"of param_ratio=, total_param_ratio=; got {', '.join(given)}"
-            )
-        if not budgets:
-            raise OptionError(
-                "method='mpo' needs max_bond= (largest bond), rel_error=, param_ratio= or "
-                "total_param_ratio="
+                "method='mpo' needs max_bond= (largest bond) and/or rel_error= (TT-SVD's "
+                "truncation), or one of param_ratio=, total_param_ratio="
+                + (f"; got {', '.join(sorted(sizes))}" if sizes else "")
             )
         return
-    if "rel_error" in given:
-        budgets.append("rel_error")
-    if method == "kronecker" and not budgets:
+    if method == "kronecker" and not sizes:
         return  # one term
-    if len(budgets) != 1:
+    if len(sizes) != 1:
         choices = ", ".join(f"{k}=" for k in sorted(allowed - {"cores"}))
         raise OptionError(
             f"method={method!r} needs exactly one of {choices}; got {given or 'none'}"

@@ -21,7 +21,7 @@ from .._core.errors import NetworkSpecError, ShapeError
 from .._core.network import Network
 from .._core.topologies import btt, tensor_ring
 from .._decompose.fit import fit
-from .._decompose.kron import nearest_kronecker
+from .._decompose.kron import KroneckerApproximation, nearest_kronecker
 from .._decompose.mpo import tt_svd
 
 __all__ = ["AUTO_STRUCTURES", "Candidate", "Option", "fitted", "ladder", "svd_ladder"]
@@ -141,6 +141,41 @@ def kronecker_candidate(matrix: torch.Tensor, terms: int) -> Candidate:
     )
 
 
+def _kronecker_ladder(matrix: torch.Tensor) -> list[Option]:
+    """Every term count with fewer parameters than the matrix, from one SVD.
+
+    With two bodies the nearest sum of ``K`` Kronecker products is the rearranged matrix's
+    rank-``K`` truncated SVD, so the ``K``-term answer is the first ``K`` terms of the largest
+    one, and its error follows from the discarded terms' norms (orthogonal terms).
+    """
+    out_features, in_features = matrix.shape
+    dense = out_features * in_features
+    one = kronecker_candidate(matrix, 1)
+    per_term = one.params
+    rank = math.prod(one.network.in_dims[:1]) * math.prod(one.network.out_dims[:1])
+    rank = min(rank, dense // rank)  # the rearranged matrix is (p1·q1) × (p2·q2)
+    most = min(rank, (dense - 1) // per_term)
+    if most < 1:
+        return []
+    work = matrix.to(_work_dtype(matrix))
+    full = nearest_kronecker(work, in_features, out_features, most, bodies=2)
+    first, second = full.factors
+    energy = (first.flatten(1).norm(dim=1) * second.flatten(1).norm(dim=1)).square()
+    total = work.norm().square().item()
+    kept = [0.0, *energy.cumsum(0).tolist()]  # kept[K] = ‖first K terms‖², orthogonal terms
+    options = []
+    for terms in range(1, most + 1):
+        error = math.sqrt(max(total - kept[terms], 0.0) / total) if total else 0.0
+        factors = (first[:terms], second[:terms])
+        approx = KroneckerApproximation(factors, error)
+        candidate = Candidate("kronecker", approx.network, approx.tensors(), error,
+                              f"{terms} term(s)")  # fmt: skip
+        options.append(Option("kronecker", terms, candidate.params, error, _ready(candidate)))
+        if error < 1e-12:
+            break
+    return options
+
+
 def fitted(
     structure: str,
     network: Network,
@@ -209,17 +244,7 @@ def ladder(structure: str, matrix: torch.Tensor, *, cores: int | None = None) ->
             options.append(Option("mpo", cap, candidate.params, candidate.error, _ready(candidate)))
         return options
     if structure == "kronecker":
-        per_term = kronecker_candidate(matrix, 1).params
-        for terms in range(1, dense // per_term + 1):
-            if terms * per_term >= dense:
-                break
-            candidate = kronecker_candidate(matrix, terms)
-            options.append(
-                Option("kronecker", terms, candidate.params, candidate.error, _ready(candidate))
-            )
-            if candidate.error < 1e-12:
-                break
-        return options
+        return _kronecker_ladder(matrix)
     word = "bond" if structure == "tensor_ring" else "rank"
     for size, network in _structure_networks(structure, in_features, out_features):
         later = _later(structure, network, matrix, f"{word} {size}")
