@@ -308,6 +308,12 @@ def main() -> None:
         {"dense": {"ppl": dense_ppl, "us_per_token": timing["dense"],
                    "projection_params": dense_projections}, "rows": rows}, indent=1))  # fmt: skip
     print(table)
+    middle = ratios[len(ratios) // 2]
+    print(
+        f"\nValidation perplexity (lower is better; a byte model guessing uniformly scores 256): "
+        f"dense {dense_ppl:.2f}; at {middle}× fewer parameters after fine-tuning: "
+        + ", ".join(f"{r['method']} {r['ppl_finetuned']:.2f}" for r in rows if r["ratio"] == middle)
+    )
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for method in dict.fromkeys(r["method"] for r in rows):
