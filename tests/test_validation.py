@@ -1,7 +1,7 @@
 """Every entrance validates: bad input gives a TNLayersError that names the argument."""
 
-import json
 import inspect
+import json
 import math
 import subprocess
 import sys

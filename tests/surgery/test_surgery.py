@@ -291,3 +291,15 @@ def test_tnconv1d_equals_conv1d_of_its_kernel(stride, padding, groups) -> None:
     torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
     with pytest.raises(tnlayers.ShapeError, match=r"expects \(batch, 4 channels, length\)"):
         layer(torch.randn(2, 5, 12, dtype=torch.float64))
+
+
+def test_a_budget_no_layer_can_meet_raises_with_each_reason() -> None:
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 8))
+    state = _state(model)
+    with pytest.raises(tnlayers.OptionError, match=r"no layer was compressed.*0: nothing fits"):
+        compress(model, param_ratio=0.01)
+    with pytest.raises(
+        tnlayers.OptionError, match=r"no layer was compressed.*would not be smaller"
+    ):
+        compress(model, rank=16)
+    assert _same_state(model, state)

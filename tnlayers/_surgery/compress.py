@@ -416,10 +416,10 @@ def compress(
         kind = layer_class(t.kind, t.module, candidate.structure)
         new = build_layer(t.kind, t.module, kind, candidate.network, candidate.tensors)
         replaced.append((t, new, candidate, why))
-    if not replaced and not skipped:
-        raise OptionError("no layer was compressed")
-    if total_param_ratio is not None and not replaced:
-        raise OptionError("total_param_ratio: no layer could be compressed within the budget")
+    if targets_with_builder and not replaced:
+        # Layers could have been compressed, but no setting fitted any: say why, change nothing.
+        reasons = "; ".join(f"{s.name or '(model)'}: {s.reason}" for s in skipped)
+        raise OptionError(f"no layer was compressed with these settings — {reasons}")
 
     seen_before = samples_per_layer(target_model, batch, input_size) if input_size else {}
     for t, new, _, _ in replaced:
