@@ -303,3 +303,17 @@ def test_a_budget_no_layer_can_meet_raises_with_each_reason() -> None:
     ):
         compress(model, rank=16)
     assert _same_state(model, state)
+
+
+@pytest.mark.slow
+def test_a_compiled_model_runs_its_new_layers_after_compression() -> None:
+    torch.manual_seed(10)
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    compiled = torch.compile(model)
+    x = torch.randn(3, 16)
+    dense = compiled(x)  # a graph of the dense layers exists now
+    for inplace in (False, True):
+        new, _ = compress(compiled, rank=2, inplace=inplace)
+        out = new(x)
+        torch.testing.assert_close(out, new._orig_mod(x))  # not the stale dense graph
+        assert not torch.allclose(out, dense, atol=1e-4)
