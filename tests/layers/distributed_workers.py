@@ -69,8 +69,9 @@ def compressed_model() -> nn.Module:
         nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 3)
     )  # fmt: skip
     small, _ = tnlayers.compress(dense, "mpo", max_bond=2, names=["0"])
-    small, _ = tnlayers.compress(small, network={"2": lambda i, o: tnlayers.btt(i, o, 2)})
+    small, _ = tnlayers.compress(small, network={"2": lambda i, o: tnlayers.btt(i, o, 1)})
     small, _ = tnlayers.compress(small, rank=2, names=["4"])
+    assert all(isinstance(small[k], tnlayers.TNLinear) for k in (0, 2, 4))
     return small
 
 
@@ -99,12 +100,18 @@ def dense_reference(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- jobs
-def job_ddp_train(rank: int, world: int) -> object:
-    model = nn.parallel.DistributedDataParallel(ddp_model())
+def _train_on_shard(model: nn.Module, rank: int, world: int) -> None:
+    """Train on this rank's equal share of ``ddp_data`` (the average of the shards' losses is
+    the one-process loss)."""
     x, y = ddp_data()
     rows = x.shape[0] // world
     shard = slice(rank * rows, (rank + 1) * rows)
     train(model, x[shard], y[shard])
+
+
+def job_ddp_train(rank: int, world: int) -> object:
+    model = nn.parallel.DistributedDataParallel(ddp_model())
+    _train_on_shard(model, rank, world)
     return model.module.state_dict()
 
 
@@ -158,10 +165,7 @@ def job_fsdp_cache(rank: int, world: int) -> object:
 
 def job_ddp_train_compressed(rank: int, world: int) -> object:
     model = nn.parallel.DistributedDataParallel(compressed_model())
-    x, y = ddp_data()
-    rows = x.shape[0] // world
-    shard = slice(rank * rows, (rank + 1) * rows)
-    train(model, x[shard], y[shard])
+    _train_on_shard(model, rank, world)
     return model.module.state_dict()
 
 
@@ -177,10 +181,7 @@ def job_fsdp_train(rank: int, world: int) -> object:
         if isinstance(layer, tnlayers.TNLinear):
             fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
-    x, y = ddp_data()
-    rows = x.shape[0] // world
-    shard = slice(rank * rows, (rank + 1) * rows)
-    train(model, x[shard], y[shard])
+    _train_on_shard(model, rank, world)
     model.reshard()
     return {name: p.full_tensor() for name, p in model.named_parameters()}
 
