@@ -233,7 +233,7 @@ def run_program(program: Program, operands: Sequence[torch.Tensor]) -> torch.Ten
                 a = a.permute(step.perm_a)
             if step.perm_b is not None:
                 b = b.permute(step.perm_b)
-            out = torch.matmul(a.reshape(step.shape_a), b.reshape(step.shape_b))
+            out = torch.bmm(a.reshape(step.shape_a), b.reshape(step.shape_b))
             out = out.reshape(step.out_shape)
             stack.append(out if step.out_perm is None else out.permute(step.out_perm))
         else:
