@@ -283,3 +283,33 @@ def test_auto_reports_untimed_only_where_the_first_call_will_time():
     layer(torch.randn(1, 784))
     after = layer.cost(1)
     assert (after.basis, after.strategy) == (before.basis, before.strategy)
+
+
+def test_the_memoised_execution_follows_every_change_of_what_decides(monkeypatch):
+    """The forward pass reuses its last execution only while nothing it was decided from has
+    changed: strategy option, grad mode, batch, dtype, or a timing recorded for the key."""
+    layer = tnlayers.MPOLinear(64, 64, bond=4, strategy="materialize")
+    seen = _ran(monkeypatch)
+    x = torch.randn(8, 64)
+    layer(x)
+    layer(x)
+    layer.strategy = "sequential"
+    layer(x)
+    layer.strategy = "materialize"
+    layer.double()
+    layer(x.double())
+    layer.float()
+    with torch.no_grad():
+        layer(x)
+    assert seen == ["materialize", "materialize", "sequential", "materialize", "materialize"]
+    # A timing recorded for the key the layer runs (here: forcing the other strategy) is seen
+    # on the next call, as the registry would answer it.
+    layer.strategy = "auto"
+    dtype_name = tnlayers._layers.strategy.dtype_name(torch.float32)
+    key = (layer._config, 8, dtype_name, "cpu", True)
+    layer(x)
+    for best, other in (("sequential", "materialize"), ("materialize", "sequential")):
+        timing = tnlayers._layers.strategy.Timing({best: 1.0, other: 2.0})
+        tnlayers._layers.strategy.REGISTRY.record(key, timing)
+        layer(x)
+        assert seen[-1] == best == layer.chosen_strategy(8)

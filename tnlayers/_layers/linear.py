@@ -153,6 +153,7 @@ class TNLinearBase(nn.Module):
         # Plan-registry ids are per process: re-derive ours after unpickling (torch.save of a
         # whole model, spawn-based workers), or a plan of another network could be looked up.
         super().__setstate__(state)
+        self.__dict__.pop("_last_execution", None)  # decided under the old ids
         self._register_config()
 
     def _register_config(self, context: tuple[object, ...] | None = None) -> None:
@@ -288,11 +289,24 @@ class TNLinearBase(nn.Module):
     def _execution(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
     ) -> Execution:
-        if not compiling():
-            self._ensure_timed(batch, dtype, device, training)
-        return execution(
+        if compiling():
+            return execution(
+                self._config, batch, dtype_name(dtype), device.type, training, self.strategy
+            )
+        # The last call's execution, while nothing it was decided from has changed: the same
+        # look-up as below, without its two locked registry queries (batch-1 calls are mostly
+        # such overhead).
+        memo = self.__dict__.get("_last_execution")
+        key = (self._config, batch, dtype, device, training, self.strategy, REGISTRY.generation)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        self._ensure_timed(batch, dtype, device, training)
+        found = execution(
             self._config, batch, dtype_name(dtype), device.type, training, self.strategy
         )
+        generation = REGISTRY.generation  # after any timing this call recorded
+        self.__dict__["_last_execution"] = ((*key[:-1], generation), found)
+        return found
 
     def _close_call(self, key: tuple[int, int, str, str, bool]) -> bool:
         config, batch, name, device_type, training = key

@@ -185,6 +185,10 @@ class _Registry:
         self._configs: dict[int, tuple[ConfigKey, int]] = {}  # id → (key, users)
         self._next_id = 0
         self._timings = _LRU(max_timings)  # DecisionKey → Timing | None
+        # Bumped by every `record` (which may also forget the oldest timing): the only event
+        # that can change the execution decided for a key, plans being deterministic. Layers
+        # memoise their last execution against it.
+        self.generation = 0
         # What forward runs, per (key, option): the hot path's one look-up.
         self._executions = _LRU(max_executions)  # (DecisionKey, option) → Execution
 
@@ -240,6 +244,7 @@ class _Registry:
             self._timings.put(key, timing)
             for option in ("auto", "autotune"):  # decisions that read timings
                 self._executions.pop((key, option), None)
+            self.generation += 1
 
     def execution(self, key: DecisionKey, option: str) -> Execution | None:
         """The execution decided for ``key`` and ``option``, if any."""
