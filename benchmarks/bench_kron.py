@@ -7,13 +7,16 @@ product per body, never forming W; *materialize*: W then one GEMM). Forward is t
 under ``no_grad`` (W cached), forward+backward in training mode. "auto/best" divides the automatic
 layer's time by the faster forced one.
 
+A second table puts the 2-body layers beside ``TwoGemmKron``: the hand-written form a user could
+type — reshape, then two GEMMs with the K terms folded into one of their dimensions.
+
     python benchmarks/bench_kron.py [--quick] [--passes 2] [--device cuda]
 """
 
 from __future__ import annotations
 
 import torch
-from _common import machine_line, strategy_cells, timing_arguments
+from _common import best_of_passes, machine_line, strategy_cells, timing_arguments
 from torch import nn
 
 import tnlayers
@@ -39,11 +42,62 @@ def run(passes: int, budget: float, batches: tuple[int, ...], device: str) -> No
                     print(f"{bodies}-body {dims!s:<14} K={terms} B={batch:<5} {row}", flush=True)
 
 
+class TwoGemmKron(nn.Module):
+    """``y = Σ_k (A_k ⊗ B_k) x`` for two bodies as two GEMMs, the K terms folded in.
+
+    ``x (batch, p1·p2)`` → ``(batch·p1, p2) @ (p2, K·q2)`` → permute to ``(batch·q2, K·p1)``
+    → ``@ (K·p1, q1)`` → ``(batch, q1·q2)``; the weight is never formed.
+    """
+
+    def __init__(self, ins: tuple[int, int], outs: tuple[int, int], terms: int) -> None:
+        super().__init__()
+        (p1, p2), (q1, q2) = ins, outs
+        self.dims = (p1, p2, q1, q2, terms)
+        self.first = nn.Parameter(torch.randn(terms * p1, q1) / (terms * p1) ** 0.5)
+        self.second = nn.Parameter(torch.randn(p2, terms * q2) / p2**0.5)
+        self.bias = nn.Parameter(torch.zeros(q1 * q2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p1, p2, q1, q2, terms = self.dims
+        batch = x.shape[0]
+        t = (x.reshape(batch * p1, p2) @ self.second).reshape(batch, p1, terms, q2)
+        t = t.permute(0, 3, 2, 1).reshape(batch * q2, terms * p1)
+        y = (t @ self.first).reshape(batch, q2, q1).transpose(1, 2)
+        return y.reshape(batch, q1 * q2) + self.bias
+
+
+def run_two_gemm(passes: int, budget: float, batches: tuple[int, ...], device: str) -> None:
+    """2-body KronLinear (automatic strategy) against the hand-written two-GEMM form."""
+    for terms in TERMS:
+        layer = tnlayers.KronLinear(784, 784, bodies=2, terms=terms, device=device)
+        ins, outs = layer.network.in_dims, layer.network.out_dims
+        layers: dict[str, nn.Module] = {
+            "dense": nn.Linear(784, 784).to(device),
+            "tnlayers": layer,
+            "2-GEMM": TwoGemmKron((ins[0], ins[1]), (outs[0], outs[1]), terms).to(device),
+        }
+        for batch in batches:
+            x = torch.randn(batch, 784, device=device)
+            for backward in (False, True):
+                best = best_of_passes(layers, x, backward, passes, budget, device)
+                print(
+                    f"2-body K={terms} B={batch:<5} {'fwd+bwd' if backward else 'fwd    '} "
+                    f"dense {best['dense'] * 1e3:7.3f} ms | tnlayers "
+                    f"{best['tnlayers'] / best['dense']:5.2f}× | 2-GEMM "
+                    f"{best['2-GEMM'] / best['dense']:5.2f}× | tnlayers / 2-GEMM "
+                    f"{best['tnlayers'] / best['2-GEMM']:4.2f} | "
+                    f"chosen={layer.chosen_strategy(batch, training=backward)[:3]}",
+                    flush=True,
+                )
+
+
 def main() -> None:
     args = timing_arguments(__doc__.splitlines()[0]).parse_args()
     print(machine_line(args.device))
     budget = 0.05 if args.quick else 0.4
-    run(1 if args.quick else args.passes, budget, (8,) if args.quick else BATCHES, args.device)
+    passes, batches = (1, (8,)) if args.quick else (args.passes, BATCHES)
+    run(passes, budget, batches, args.device)
+    run_two_gemm(passes, budget, batches, args.device)
 
 
 if __name__ == "__main__":
