@@ -367,10 +367,22 @@ def compress(
         # auto splits the budget by the singular-value spectra, then picks the structures.
         allocated = "low_rank" if method == "auto" else method
         ladders = []
+        shrinkable = []
         for t in layer_targets:
             if progress is not None:
                 progress(t.name)
-            ladders.append(ladder(allocated, t.matrix(), cores=cores))
+            options = ladder(allocated, t.matrix(), cores=cores)
+            if options:
+                ladders.append(options)
+                shrinkable.append(t)
+            else:  # too small to shrink (a 2 × 2 kernel): it stays dense inside the budget
+                skipped.append(Skipped(t.name, t.kind, t.shape,
+                                       "no replacement has fewer weights than it"))  # fmt: skip
+        layer_targets = shrinkable
+        if not layer_targets:
+            raise OptionError(
+                "total_param_ratio: no matching layer has a replacement with fewer weights"
+            )
         fixed = model_before - sum(t.params for t in layer_targets)
         budget = total_param_ratio * model_before - fixed
         if budget <= 0:
