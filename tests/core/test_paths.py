@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tnlayers
-from tnlayers._core.paths import _sweep, best_path, path_flops
+from tnlayers._core.paths import _sweep, best_path, input_copy, path_flops
 from tnlayers._core.plan import BATCH
 from tnlayers.testing import random_network
 
@@ -125,3 +125,26 @@ def test_chains_where_dp_takes_half_a_minute_are_planned_by_the_interval_program
     ours = path_flops(operands, output, sizes, best_path(operands, output, sizes, 0))
     assert ours <= path_flops(operands, output, sizes, _sweep(0, range(1, len(operands))))
     assert tnlayers.plan(net, 1).strategies["sequential"].flops == ours
+
+
+@pytest.mark.parametrize(
+    ("network", "tie"),
+    [
+        (tnlayers.kronecker(784, 784, 1), True),
+        (tnlayers.kronecker(784, 784, 4), True),
+        (tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 4), False),
+        (tnlayers.btt(1024, 1024, 4), False),
+    ],
+    ids=["kron-K1", "kron-K4", "mpo", "btt"],
+)
+def test_equally_cheap_paths_prefer_reading_the_input_in_place(network, tie):
+    operands = [("batch", *network.inputs), *(network.legs(t) for t in network.tensor_names)]
+    output = ("batch", *network.outputs)
+    sizes = {**network.sizes, "batch": 64}
+    chosen = best_path(operands, output, sizes, 0)
+    assert input_copy(operands, output, sizes, chosen, 0) == 0
+    if tie:  # two Kronecker bodies: absorbing the other one first costs the same
+        other = [(0, 1), (0, 1)] if tuple(chosen[0]) == (0, 2) else [(0, 2), (0, 1)]
+        flops = path_flops(operands, output, sizes, chosen)
+        assert path_flops(operands, output, sizes, other) == flops
+        assert input_copy(operands, output, sizes, other, 0) > 0  # the tie that was broken

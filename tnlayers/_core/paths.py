@@ -87,6 +87,33 @@ def path_flops(operands: Sequence[Legs], output: Legs, sizes: Mapping[str, int],
     return sum(step.flops for step in walk_path(operands, output, sizes, path))
 
 
+def input_copy(
+    operands: Sequence[Legs],
+    output: Legs,
+    sizes: Mapping[str, int],
+    path: Path,
+    input_operand: int | None,
+) -> int:
+    """Elements of the layer input that ``path``'s first step on it must copy (0 or all).
+
+    The input arrives as ``(batch, *inputs)``; a step that sums its *trailing* legs reads it as
+    a ``(rows, summed)`` matrix in place, any other order must transpose it first (and the
+    input's gradient back, in training). Used to break ties between equally cheap paths.
+    """
+    if input_operand is None:
+        return 0
+    legs = tuple(operands[input_operand])
+    where = input_operand
+    for step in walk_path(operands, output, sizes, path):
+        if where in step.positions:
+            summed = {leg for leg in legs if leg not in step.kept}
+            if not summed or set(legs[len(legs) - len(summed) :]) == summed:
+                return 0
+            return math.prod(sizes[leg] for leg in legs)
+        where -= sum(1 for p in step.positions if p < where)
+    return 0
+
+
 def best_path(
     operands: Sequence[Legs], output: Legs, sizes: Mapping[str, int], input_operand: int | None
 ) -> Path:
@@ -139,7 +166,14 @@ def _best_path(
         candidates.append(_sweep(input_operand, others[::-1]))
     candidates.append(_opt_einsum_path(operands, output, sizes, "greedy"))
     candidates.append(_opt_einsum_path(operands, output, sizes, "branch-1"))
-    best = min(candidates, key=lambda path: path_flops(operands, output, sizes, path))
+    # Fewest FLOPs; among equally cheap paths, one that reads the input in place.
+    best = min(
+        candidates,
+        key=lambda path: (
+            path_flops(operands, output, sizes, path),
+            input_copy(operands, output, sizes, path, input_operand),
+        ),
+    )
     return tuple(tuple(step) for step in best)
 
 
