@@ -64,11 +64,6 @@ def matrix_shape(kind: str, weight: torch.Tensor) -> tuple[int, int]:
     return int(weight.shape[0]), int(weight[0].numel())
 
 
-def is_candidate(module: nn.Module) -> bool:
-    """Whether compression knows this layer type (before any check of its state)."""
-    return kind_of(module) is not None
-
-
 @dataclass(frozen=True)
 class Target:
     """One layer to replace.
