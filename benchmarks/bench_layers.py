@@ -140,6 +140,7 @@ def run(passes: int, budget: float, quick: bool) -> list[dict]:
             for backward in (False, True):
                 best: dict[str, float] = {}
                 flops: dict[str, int | None] = {}
+                predicted: dict[str, float] = {}
                 chosen = ""
                 for _ in range(passes):
                     for name, module, fwd_flops in implementations(net, peer, batch):
@@ -148,6 +149,15 @@ def run(passes: int, budget: float, quick: bool) -> list[dict]:
                         flops[name] = fwd_flops * (3 if backward else 1) if fwd_flops else None
                         if name == "tnl auto":
                             chosen = module.chosen_strategy(batch, training=backward)
+                            report = module.cost(
+                                batch, mode="training" if backward else "inference"
+                            )
+                            for strategy, cost in report.strategies.items():
+                                predicted[strategy] = (
+                                    cost.predicted_training_time_s
+                                    if backward
+                                    else cost.predicted_time_s
+                                )
                 forced_name = "tnl seq" if chosen == "sequential" else "tnl mat"
                 flops["tnl auto"] = flops[forced_name]  # FLOPs of the strategy this mode runs
                 rows.append(
@@ -158,6 +168,7 @@ def run(passes: int, budget: float, quick: bool) -> list[dict]:
                         "times": best,
                         "flops": flops,
                         "chosen": chosen,
+                        "predicted": predicted,
                     }
                 )
                 print(format_row(rows[-1]), flush=True)
@@ -183,6 +194,13 @@ def format_row(row: dict) -> str:
     cells.append(
         f"auto={row['chosen'][:3]} chosen/best {forced[row['chosen']] / min(forced.values()):4.2f}"
     )
+    # The cost model's predictions beside what was measured, with their error.
+    guesses = []
+    for name, measured in forced.items():
+        guess = row["predicted"].get(name)
+        if guess is not None:
+            guesses.append(f"{name[:3]} {guess * 1e3:.3g} ms ({guess / measured - 1:+.0%})")
+    cells.append("predicted " + ", ".join(guesses))
     return " | ".join(cells)
 
 
