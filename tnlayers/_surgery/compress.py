@@ -133,18 +133,27 @@ def _within(options: Sequence[Option], share: float) -> Option | None:
 
 
 def _auto(
-    target: Target, matrix: torch.Tensor, share: float, cores: int | None
+    matrix: torch.Tensor,
+    share: float,
+    cores: int | None,
+    known: Mapping[str, Sequence[Option]] | None = None,
 ) -> tuple[Candidate | None, str]:
-    """The structure with the least error within ``share`` parameters, and the comparison."""
-    results: dict[str, Candidate] = {}
+    """The structure with the least error within ``share`` parameters, and the comparison.
+
+    ``known``: ladders already built for this matrix (the budget's low-rank one), not redone.
+    """
+    results: list[Candidate] = []
     for structure in AUTO_STRUCTURES:
-        option = _within(ladder(structure, matrix, cores=cores), share)
+        options = (known or {}).get(structure)
+        if options is None:
+            options = ladder(structure, matrix, cores=cores)
+        option = _within(options, share)
         if option is not None:
-            results[structure] = option.make()
+            results.append(option.make())
     if not results:
         return None, ""
-    best = min(results.values(), key=lambda c: c.error)
-    ranked = sorted(results.values(), key=lambda c: c.error)
+    ranked = sorted(results, key=lambda c: c.error)
+    best = ranked[0]
     why = (
         f"{best.structure} ({best.setting}) has the least error within {share:,.0f} weights: "
         + ", ".join(f"{c.structure} {c.error:.3g}" for c in ranked)
@@ -157,10 +166,10 @@ def _per_layer(
 ) -> tuple[Candidate | None, str, str]:
     """One layer's candidate (or ``None``: nothing fits), the auto comparison, and a reason."""
     matrix = target.matrix()
-    dense = target.params
-    rank, rel_error, param_ratio = settings["rank"], settings["rel_error"], settings["param_ratio"]
+    rank = cast(int | None, settings["rank"])
+    rel_error = cast(float | None, settings["rel_error"])
+    param_ratio = cast(float | None, settings["param_ratio"])
     cores = cast(int | None, settings["cores"])
-    share = None if param_ratio is None else float(param_ratio) * dense  # type: ignore[arg-type]
     if builder is not None:
         network = builder(target.shape[1], target.shape[0])
         if not isinstance(network, Network):
@@ -168,48 +177,38 @@ def _per_layer(
                 f"the network builder returned {type(network).__name__} for layer "
                 f"{target.name!r}; it must return a tnlayers.Network"
             )
-        return (
-            fitted(
-                "network",
-                network,
-                matrix,
-                f"fitted, {len(network.tensor_names)} tensors",
-                thorough=True,
-            ),
-            "",
-            "",
+        setting = f"fitted, {len(network.tensor_names)} tensors"
+        return fitted("network", network, matrix, setting, thorough=True), "", ""
+    if param_ratio is not None:  # the largest size within this layer's share
+        share = param_ratio * target.params
+        if method == "auto":
+            candidate, why = _auto(matrix, share, cores)
+            return candidate, why, f"no structure fits in {share:,.0f} weights"
+        options = (
+            svd_ladder(matrix) if method == "low_rank" else ladder(method, matrix, cores=cores)
         )
-    if method == "auto":
-        candidate, why = _auto(target, matrix, share, cores)  # type: ignore[arg-type]
-        return candidate, why, f"no structure fits in {share:,.0f} weights"
+        option = _within(options, share)
+        if option is not None:
+            return option.make(), "", ""
+        if not options:
+            return None, "", f"no {method} replacement has fewer weights than it"
+        return None, "", f"its smallest {method} replacement needs {options[0].params:,} weights"
     if method == "low_rank":
         options = svd_ladder(matrix)
         if rank is not None:
-            return options[min(int(rank), len(options)) - 1].make(), "", ""  # type: ignore[call-overload]
-        if rel_error is not None:
-            return next(o for o in options if o.error <= rel_error).make(), "", ""  # type: ignore[operator]
-        option = _within(options, share)  # type: ignore[arg-type]
-        return (
-            (None if option is None else option.make()),
-            "",
-            f"rank 1 needs {options[0].params:,} weights",
-        )
+            return options[min(rank, len(options)) - 1].make(), "", ""
+        assert rel_error is not None  # validated: low rank takes exactly one size
+        return next(o for o in options if o.error <= rel_error).make(), "", ""
     if method == "mpo":
-        if share is None:
-            bond = cast(int | None, settings["max_bond"])
-            error = cast(float | None, rel_error)
-            return mpo_candidate(matrix, max_bond=bond, rel_error=error, cores=cores), "", ""
-        option = _within(ladder("mpo", matrix, cores=cores), share)
-        return (None if option is None else option.make()), "", "bond 1 does not fit"
-    # kronecker
-    if share is not None:
-        option = _within(ladder("kronecker", matrix), share)
-        return (None if option is None else option.make()), "", "one term does not fit"
-    if rel_error is not None:
+        bond = cast(int | None, settings["max_bond"])
+        return mpo_candidate(matrix, max_bond=bond, rel_error=rel_error, cores=cores), "", ""
+    if rel_error is not None:  # kronecker: the fewest terms within the error, else the most
         options = ladder("kronecker", matrix)
-        good = [o for o in options if o.error <= rel_error]  # type: ignore[operator]
-        return (good[0] if good else options[-1]).make() if options else None, "", "no smaller sum"
-    return kronecker_candidate(matrix, int(settings["terms"] or 1)), "", ""  # type: ignore[call-overload]
+        if not options:
+            return None, "", "no Kronecker sum has fewer weights than it"
+        good = [o for o in options if o.error <= rel_error]
+        return (good[0] if good else options[-1]).make(), "", ""
+    return kronecker_candidate(matrix, cast(int | None, settings["terms"]) or 1), "", ""
 
 
 def _check_patterns(names: Sequence[str] | None, model: nn.Module) -> None:
@@ -356,7 +355,6 @@ def compress(
         )
 
     chosen: list[tuple[Target, Candidate, str]] = []
-    budget_summary = None
     model_before = _count(target_model)
     if total_param_ratio is not None:
         layer_targets = [t for t, _ in targets_with_builder]
@@ -395,12 +393,12 @@ def compress(
         picks = allocate(ladders, budget, [t.name for t in layer_targets])
         for t, options, pick in zip(layer_targets, ladders, picks, strict=True):
             if method == "auto":
-                candidate, why = _auto(t, t.matrix(), options[pick].params, cores)
+                share = options[pick].params
+                candidate, why = _auto(t.matrix(), share, cores, known={"low_rank": options})
                 assert candidate is not None
             else:
                 candidate, why = options[pick].make(), ""
             chosen.append((t, candidate, why))
-        budget_summary = total_param_ratio
     else:
         for t, builder in targets_with_builder:
             if progress is not None:
@@ -470,9 +468,9 @@ def compress(
             )
         )
     summary = None
-    if budget_summary is not None:
+    if total_param_ratio is not None:
         after = _count(target_model)
-        summary = BudgetSummary(float(budget_summary), model_before, after)
+        summary = BudgetSummary(float(total_param_ratio), model_before, after)
     report = CompressionReport(
         tuple(layers), batch, tuple(skipped), tuple(unfused), summary,
         "network" if network is not None else method,

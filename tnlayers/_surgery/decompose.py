@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._core.builders import low_rank
+from .._core.builders import kronecker, low_rank
 from .._core.errors import NetworkSpecError, ShapeError
 from .._core.network import Network
 from .._core.topologies import btt, tensor_ring
@@ -150,11 +150,11 @@ def _kronecker_ladder(matrix: torch.Tensor) -> list[Option]:
     """
     out_features, in_features = matrix.shape
     dense = out_features * in_features
-    one = kronecker_candidate(matrix, 1)
-    per_term = one.params
-    rank = math.prod(one.network.in_dims[:1]) * math.prod(one.network.out_dims[:1])
-    rank = min(rank, dense // rank)  # the rearranged matrix is (p1·q1) × (p2·q2)
-    most = min(rank, (dense - 1) // per_term)
+    # The layout nearest_kronecker uses (QiMLP's split into two bodies), without decomposing.
+    one = kronecker(in_features, out_features, 1, bodies=2)
+    (p1, p2), (q1, q2) = one.in_dims, one.out_dims
+    rank = min(p1 * q1, p2 * q2)  # the rearranged matrix is (p1·q1) × (p2·q2)
+    most = min(rank, (dense - 1) // one.num_params)
     if most < 1:
         return []
     work = matrix.to(_work_dtype(matrix))
