@@ -27,10 +27,11 @@ WORKERS = Path(__file__).with_name("distributed_workers.py")
 def run_job(job: str, world: int = 2, timeout: float = 120.0) -> list[object]:
     """Run ``job`` of ``distributed_workers.py`` on ``world`` ranks; return each rank's result.
 
-    A run whose ranks all die by SIGABRT from C++ (``terminate called without an active
-    exception``, no Python traceback) is run once more: seen once in CI on a cold virtual
-    environment, never reproduced in hundreds of runs since, and outside tnlayers' code (it is
-    raised by a C++ thread at process exit). Any other failure, or a second abort, fails.
+    A run in which some rank dies by SIGABRT from C++ (``terminate called without an active
+    exception``, no Python traceback) and every other rank succeeds is run once more: seen twice
+    in CI, never reproduced locally in hundreds of runs, and outside tnlayers' code (a C++
+    thread of gloo at process exit; the workers now leave with ``os._exit`` to skip that
+    teardown). Any other failure, or a second abort, fails.
     """
     try:
         return _run_once(job, world, timeout)
@@ -93,8 +94,10 @@ def _run_once(job: str, world: int, timeout: float) -> list[object]:
                 f"{text}"
                 for rank, (p, text) in enumerate(zip(processes, texts, strict=True))
             )
-            aborted = all(p.returncode == -6 for p in processes) and not any(
-                "Traceback" in text for text in texts
+            aborted = (
+                any(p.returncode == -6 for p in processes)
+                and all(p.returncode in (-6, 0) for p in processes)
+                and not any("Traceback" in text for text in texts)
             )
             error = _RanksAbortedError if aborted else AssertionError
             raise error(f"distributed job {job!r}: {failure}\n{output}")
