@@ -34,3 +34,20 @@ def test_example_runs_in_quick_mode(script, tmp_path):
 
 def test_there_are_examples():
     assert EXAMPLES
+
+
+@pytest.mark.slow
+def test_training_benchmark_runs_in_quick_mode():
+    # The GPU run of the training-speed issue is this script with --device cuda: it must not rot.
+    script = Path(__file__).parent.parent / "benchmarks" / "bench_training.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=script.parent,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training rows meet their goal" in result.stdout
+    assert "batch 1, MPO 784→256 D=2" in result.stdout

@@ -1,0 +1,182 @@
+"""Training steps against their goals: tnlayers, nn.Linear and the best hand-written form.
+
+Every row times one training step (forward + backward, gradients into ``.grad``) of:
+
+- ``dense``: ``nn.Linear`` of the same size, the reference of every ratio;
+- ``tnl``: ``TNLinear`` with its automatic strategy (``KronLinear`` for the Kronecker rows);
+- ``einsum W``: the hand-written form a user types in three lines: the weight built by one
+  ``torch.einsum`` over the same cores, then ``F.linear``;
+- ``2 GEMMs`` (Kronecker K = 1): the input reshaped and multiplied by the two factors, the weight
+  never formed (``bench_kron.TwoGemmKron``).
+
+Rows are interleaved over ``--passes`` passes and the fastest median kept, so a shared machine's
+drift hits every implementation alike. The last column says whether the row meets its goal of
+the training-speed issue. Batch 1 (goal 5) is timed per call in microseconds.
+
+    python benchmarks/bench_training.py [--quick] [--passes 3] [--device cuda] [--dtype bfloat16]
+
+On a GPU, ``--dtype bfloat16`` runs tnlayers and ``nn.Linear`` under autocast at that precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+from _common import machine_line, median_time, synced, timing_arguments
+from bench_kron import TwoGemmKron
+from torch import nn
+
+import tnlayers
+
+# (label, network builder, batches, goal per batch: ratio to dense the row must not exceed)
+BATCH_GOALS = {64: 1.5, 256: 1.05, 1024: 1.05}
+LARGE_GOALS = {256: 1.05, 1024: 1.05}
+MPO_ROWS: list[tuple[str, Callable[[], tnlayers.Network], dict[int, float]]] = [
+    ("MPO 784→256 D=2", lambda: tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2), BATCH_GOALS),
+    ("MPO 784→256 D=8", lambda: tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), BATCH_GOALS),
+    ("MPO 784→256 D=16", lambda: tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 16), LARGE_GOALS),
+    ("MPO 1024² D=8", lambda: tnlayers.mpo((4, 8, 8, 4), (4, 8, 8, 4), 8), BATCH_GOALS),
+    ("MPO 1024² D=32", lambda: tnlayers.mpo((4, 8, 8, 4), (4, 8, 8, 4), 32), LARGE_GOALS),
+    ("MPO 4096² D=16", lambda: tnlayers.mpo((8, 8, 8, 8), (8, 8, 8, 8), 16), {256: 1.05}),
+]
+KRON_ROWS: list[tuple[str, int, dict[int, float]]] = [
+    ("Kron 784² K=1", 1, {64: 0.5, 1024: 0.35}),
+    ("Kron 784² K=4", 4, {1024: 1.05}),
+]
+
+
+class EinsumWeight(nn.Module):
+    """The weight built by one ``torch.einsum`` over the network's tensors, then ``F.linear``."""
+
+    def __init__(self, net: tnlayers.Network, source: tnlayers.TNLinear) -> None:
+        super().__init__()
+        self.net = net
+        self.cores = nn.ParameterList(
+            nn.Parameter(source.tensors[name].detach().clone()) for name in net.tensor_names
+        )
+        self.bias = nn.Parameter(torch.zeros(net.out_features))
+        letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        letter = {leg: next(letters) for t in net.tensor_names for leg in net.legs(t)}
+        lhs = ",".join("".join(letter[leg] for leg in net.legs(t)) for t in net.tensor_names)
+        self.equation = f"{lhs}->" + "".join(letter[leg] for leg in (*net.outputs, *net.inputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = torch.einsum(self.equation, *self.cores)
+        return nn.functional.linear(x, weight.reshape(self.net.out_features, -1), self.bias)
+
+
+def training_step(module: nn.Module, x: torch.Tensor, autocast: torch.dtype | None):
+    cast = (
+        torch.autocast(x.device.type, dtype=autocast)
+        if autocast is not None
+        else contextlib.nullcontext()
+    )
+
+    def run() -> None:
+        for p in module.parameters():
+            p.grad = None
+        with cast:
+            y = module(x)
+        y.float().sum().backward()
+
+    return run
+
+
+def time_row(
+    modules: dict[str, nn.Module],
+    x: torch.Tensor,
+    passes: int,
+    budget: float,
+    autocast: torch.dtype | None,
+) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for _ in range(passes):
+        for name, module in modules.items():
+            seconds = median_time(synced(training_step(module, x, autocast), x.device.type), budget)
+            best[name] = min(best.get(name, seconds), seconds)
+    return best
+
+
+def report(label: str, batch: int, best: dict[str, float], goal: float) -> bool:
+    dense = best["dense"]
+    others = {k: v / dense for k, v in best.items() if k != "dense"}
+    hand = min(v for k, v in others.items() if k != "tnl")
+    met = others["tnl"] <= goal
+    cells = " | ".join(f"{k} {v:5.2f}×" for k, v in others.items())
+    print(
+        f"{label:<18} B={batch:<5} dense {dense * 1e3:7.3f} ms | {cells} | goal ≤ {goal:.2f}× "
+        f"{'met' if met else 'NOT met'} | vs best hand-written {others['tnl'] / hand:4.2f}",
+        flush=True,
+    )
+    return met
+
+
+def batch_one(device: str, budget: float) -> None:
+    """Goal 5: a training-mode forward at batch 1, and eval with the cached weight."""
+    net = tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2)
+    layer = tnlayers.TNLinear(net, device=device)
+    dense = nn.Linear(784, 256, device=device)
+    x = torch.randn(1, 784, device=device)
+    train = {
+        name: median_time(synced(lambda m=m: m(x), device), budget)
+        for name, m in (("tnl", layer.train()), ("dense", dense.train()))
+    }
+    with torch.no_grad():
+        layer.eval()
+        layer(x)  # fills the cache
+        cached = median_time(synced(lambda: layer(x), device), budget)
+        plain = median_time(synced(lambda: dense(x), device), budget)
+    print(
+        f"batch 1, MPO 784→256 D=2: training-mode forward {train['tnl'] * 1e6:.1f} µs "
+        f"(dense {train['dense'] * 1e6:.1f}; goal ≤ 40 µs "
+        f"{'met' if train['tnl'] <= 40e-6 else 'NOT met'}); eval with cached W "
+        f"{cached * 1e6:.1f} µs vs dense {plain * 1e6:.1f} µs (goal ≤ dense + 5 µs "
+        f"{'met' if cached <= plain + 5e-6 else 'NOT met'})"
+    )
+
+
+def main() -> None:
+    parser = timing_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    args = parser.parse_args()
+    device = args.device
+    autocast = None if args.dtype == "float32" else getattr(torch, args.dtype)
+    budget = 0.02 if args.quick else 0.3
+    passes = 1 if args.quick else args.passes
+    print(machine_line(device) + f", {args.dtype}")
+    met = total = 0
+    rows = MPO_ROWS[:1] if args.quick else MPO_ROWS
+    for label, build, goals in rows:
+        net = build()
+        for batch, goal in goals.items():
+            if args.quick and batch > 64:
+                continue
+            layer = tnlayers.TNLinear(net, device=device)
+            modules = {
+                "dense": nn.Linear(net.in_features, net.out_features, device=device),
+                "tnl": layer,
+                "einsum W": EinsumWeight(net, layer),
+            }
+            x = torch.randn(batch, net.in_features, device=device)
+            met += report(label, batch, time_row(modules, x, passes, budget, autocast), goal)
+            total += 1
+    for label, terms, goals in KRON_ROWS[:1] if args.quick else KRON_ROWS:
+        for batch, goal in goals.items():
+            if args.quick and batch > 64:
+                continue
+            modules = {
+                "dense": nn.Linear(784, 784, device=device),
+                "tnl": tnlayers.KronLinear(784, 784, bodies=2, terms=terms, device=device),
+                "2 GEMMs": TwoGemmKron((28, 28), (28, 28), terms).to(device),
+            }
+            x = torch.randn(batch, 784, device=device)
+            met += report(label, batch, time_row(modules, x, passes, budget, autocast), goal)
+            total += 1
+    batch_one(device, budget)
+    print(f"{met} of {total} training rows meet their goal")
+
+
+if __name__ == "__main__":
+    main()
