@@ -1,6 +1,8 @@
 """tensornetwork interop, drawing, and the command line."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -58,6 +60,39 @@ def test_cli_cost_report(capsys):
     assert "lenet5-mpo1" in capsys.readouterr().out
 
 
+def test_cli_cost_of_a_network_given_as_a_string(capsys):
+    argv = ["cost", "ia,ajb,bk : ik -> j", "--sizes", "i=28,k=28,j=64,a=8,b=8", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["params"] == 28 * 8 + 8 * 64 * 8 + 8 * 28
+    assert (report["in_features"], report["out_features"]) == (784, 64)
+
+
+def test_cli_cost_list_as_json(capsys):
+    assert main(["cost", "--list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert {"fc2-mpo1-d2", "fc2-mpo2"} <= {row["name"] for row in listing}
+    assert all(row["paper"] and row["description"] for row in listing)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["draw", "fc2-mpo1-d2"],
+        ["draw", "mpo", "--in", "4,7,7,4", "--out", "4,4,4,4", "--bond", "4", "--path"],
+        ["draw", "fc2-mpo1-d2", "--path", "--strategy", "materialize", "--batch", "1024"],
+        ["draw", "ia,ajb,bk : ik -> j", "--sizes", "i=28,k=28,j=64,a=8,b=8"],
+    ],
+)
+def test_cli_draw_writes_an_image(argv, tmp_path, capsys):
+    target = tmp_path / "figure.png"
+    assert main([*argv, "-o", str(target), "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["written"] == str(target)
+    assert written["drawing"] == ("contraction path" if "--path" in argv else "network")
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_cli_reports_bad_input_without_a_traceback(capsys):
     assert main(["cost", "mpo", "--in", "4,7", "--out", "4,4,4", "--bond", "2"]) == 2
     assert "as many input legs as output legs" in capsys.readouterr().err
@@ -66,7 +101,54 @@ def test_cli_reports_bad_input_without_a_traceback(capsys):
 
 
 @pytest.mark.slow
+def test_the_demo_prints_the_same_accuracies_in_two_fresh_processes():
+    # Its result must not depend on the machine's load: fixed epochs, seeds and strategies.
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "tnlayers.cli", "demo", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        for _ in range(2)
+    ]
+    results = [json.loads(run.stdout) for run in runs]
+    accuracies = [[row["accuracy"] for row in result] for result in results]
+    assert accuracies[0] == accuracies[1]
+    assert [row["steps"] for row in results[0]] == [1600, 1600]
+    dense, small = results[0]
+    assert dense["accuracy"] > 0.9 and small["accuracy"] > 0.85  # it learned
+
+
+@pytest.mark.slow
 def test_demo_quick_runs_end_to_end(capsys):
     assert main(["demo", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "fc2-mpo1-d2" in out and "MPO-FC2 D=4" in out and "test acc" in out
+
+
+def test_plot_path_draws_one_bar_per_step_sized_by_its_flops(tmp_path):
+    from tnlayers.analysis import plot_path
+
+    net = tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 4)
+    report = tnlayers.cost(net, 1024)
+    for strategy in ("sequential", "materialize"):
+        fig = plot_path(report, strategy=strategy, path=tmp_path / f"{strategy}.png")
+        steps = report.plan.strategies[strategy].steps
+        widths = [bar.get_width() for bar in fig.axes[0].patches]
+        assert widths == [float(step.flops) for step in steps]
+        assert (tmp_path / f"{strategy}.png").stat().st_size > 0
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[-1] == "x · W → out"  # the materialize GEMM, drawn last (at the bottom)...
+    assert labels[0].endswith("→ t1") or labels[0].endswith("→ W")  # ...after the weight build
+
+
+def test_plot_path_refuses_what_has_no_path():
+    from tnlayers.analysis import plot_path
+
+    with pytest.raises(tnlayers.OptionError, match="unknown strategy 'fast'"):
+        plot_path(tnlayers.low_rank(8, 8, 2), strategy="fast")
+    circuit = tnlayers.GivensLinear(8, layout="clements")
+    with pytest.raises(tnlayers.OptionError, match="Givens circuits have no contraction path"):
+        plot_path(circuit.cost(16))

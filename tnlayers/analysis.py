@@ -14,6 +14,7 @@ from ._analysis.latency import LatencyReport as LatencyReport
 from ._analysis.latency import measure_latency as measure_latency
 from ._analysis.metrics import ClassificationReport as ClassificationReport
 from ._analysis.metrics import classification_report as classification_report
+from ._analysis.path_plot import plot_path as plot_path
 from ._analysis.summary import compression_ratio as compression_ratio
 from ._analysis.summary import summary as summary
 from ._core.cost import CostReport as CostReport
@@ -36,6 +37,7 @@ __all__ = [
     "measure_latency",
     "plot_correlation",
     "plot_entanglement",
+    "plot_path",
     "strong_correlation",
     "summary",
     "tensor_fans",

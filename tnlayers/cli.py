@@ -65,12 +65,44 @@ _FLAGS = {
 }
 
 
+def _sizes(text: str) -> dict[str, int]:
+    """``"i=28,k=28,a=8"`` → ``{"i": 28, "k": 28, "a": 8}``."""
+    sizes = {}
+    for item in text.split(","):
+        leg, _, size = item.partition("=")
+        if not leg.strip() or not size.strip().isdigit() or int(size) < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected leg=size pairs separated by commas (e.g. i=28,a=8), got {item!r}"
+            )
+        sizes[leg.strip()] = int(size)
+    return sizes
+
+
+def _is_einsum(text: str) -> bool:
+    return "->" in text
+
+
 def _network_from_args(args: argparse.Namespace) -> Network:
+    if _is_einsum(args.network):
+        if args.sizes is None:
+            raise TNLayersError(
+                "a network given as a string needs the size of every leg: "
+                "--sizes i=28,k=28,j=64,a=8,b=8"
+            )
+        shape_flags = [_FLAGS[name] for name in _FLAGS if getattr(args, name) is not None]
+        if shape_flags:
+            raise TNLayersError(
+                f"{', '.join(shape_flags)} does not apply to a network given as a string"
+            )
+        return Network.from_einsum(args.network, sizes=args.sizes)
+    if args.sizes is not None:
+        raise TNLayersError("--sizes applies only to a network given as a string")
     kind = args.network if args.network in _OPTIONS else None
     if kind is None and args.network not in CATALOGUE and not args.network.endswith(".json"):
         names = ", ".join([*_OPTIONS, *CATALOGUE])
         raise TNLayersError(
-            f"unknown network {args.network!r}; choose one of: {names}, or a .json file"
+            f"unknown network {args.network!r}; choose one of: {names}, a .json file, or a "
+            "string such as 'ia,ajb,bk : ik -> j' with --sizes"
         )
     given = {name for name in _FLAGS if getattr(args, name) is not None}
     unused = sorted(given - _OPTIONS.get(kind or "", set()))
@@ -105,38 +137,95 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="cost table of the papers' networks + a short MNIST race")
     demo.add_argument(
-        "--seconds", type=_positive(float), default=8.0, help="training time per model"
+        "--epochs", type=_positive(int), default=40, help="passes over the data per model"
     )
     demo.add_argument("--bond", type=_positive(int), default=4, help="MPO bond size D")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--quick", action="store_true", help="tiny data, 1 s per model (CI)")
+    demo.add_argument("--quick", action="store_true", help="tiny data, one epoch (CI)")
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    network_args = argparse.ArgumentParser(add_help=False)
+    network_args.add_argument(
+        "network",
+        nargs="?",
+        default=None,
+        help="a built-in name (see --list), mpo, kronecker, low-rank, a .json file, or a string "
+        "'tensors : inputs -> outputs' such as 'ia,ajb,bk : ik -> j' (with --sizes)",
+    )
+    network_args.add_argument(
+        "--sizes", type=_sizes, help="leg sizes of a string network: i=28,k=28,j=64,a=8,b=8"
+    )
+    network_args.add_argument("--in", dest="in_dims", type=_ints, help="input leg sizes")
+    network_args.add_argument("--out", dest="out_dims", type=_ints, help="output leg sizes")
+    network_args.add_argument("--bond", type=_ints, help="MPO bond size(s) (default 4)")
+    network_args.add_argument("--cores", type=_positive(int), help="number of cores/bodies")
+    network_args.add_argument("--terms", type=_positive(int), help="Kronecker terms (default 1)")
+    network_args.add_argument("--rank", type=_positive(int), help="low-rank rank (default 16)")
+    network_args.add_argument("--batch", type=_positive(int), default=64)
+    network_args.add_argument("--mode", choices=["training", "inference"], default="training")
 
     report = sub.add_parser(
         "cost",
+        parents=[network_args],
         help="print the cost report of a network",
         description="Examples: 'tnlayers cost fc2-mpo1-d2', "
         "'tnlayers cost mpo --in 4,7,7,4 --out 4,4,4,4 --bond 8 --batch 1024', "
         "'tnlayers cost kronecker --in 28,28 --out 28,28 --terms 4', "
-        "'tnlayers cost low-rank --in 784 --out 256 --rank 16', 'tnlayers cost --list'.",
-    )
-    report.add_argument(
-        "network",
-        nargs="?",
-        default=None,
-        help="a built-in name (see --list), mpo, kronecker, low-rank or a .json file",
+        "'tnlayers cost low-rank --in 784 --out 256 --rank 16', "
+        "\"tnlayers cost 'ia,ajb,bk : ik -> j' --sizes i=28,k=28,j=64,a=8,b=8\", "
+        "'tnlayers cost --list'.",
     )
     report.add_argument("--list", action="store_true", help="list the built-in networks")
-    report.add_argument("--in", dest="in_dims", type=_ints, help="input leg sizes or features")
-    report.add_argument("--out", dest="out_dims", type=_ints, help="output leg sizes or features")
-    report.add_argument("--bond", type=_ints, help="MPO bond size(s) (default 4)")
-    report.add_argument("--cores", type=_positive(int), help="number of cores/bodies")
-    report.add_argument("--terms", type=_positive(int), help="Kronecker terms K (default 1)")
-    report.add_argument("--rank", type=_positive(int), help="low-rank rank (default 16)")
-    report.add_argument("--batch", type=_positive(int), default=64)
-    report.add_argument("--mode", choices=["training", "inference"], default="training")
     report.add_argument("--itemsize", type=_positive(int), default=4, help="bytes per element")
-    report.add_argument("--json", action="store_true", help="print to_dict() as JSON")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    drawing = sub.add_parser(
+        "draw",
+        parents=[network_args],
+        help="draw a network, or its contraction path, to an image file",
+        description="Examples: 'tnlayers draw fc2-mpo1-d2 -o net.png', "
+        "'tnlayers draw mpo --in 4,7,7,4 --out 4,4,4,4 --bond 4 --path -o path.png'. "
+        'Needs matplotlib: pip install "tnlayers[plot]".',
+    )
+    drawing.add_argument(
+        "-o", "--output", required=True, help="image file to write (.png, .svg, .pdf ...)"
+    )
+    drawing.add_argument(
+        "--path",
+        action="store_true",
+        help="draw the contraction path of the chosen strategy (steps sized by FLOPs) instead "
+        "of the graph",
+    )
+    drawing.add_argument(
+        "--strategy", choices=["sequential", "materialize"], help="with --path: which strategy"
+    )
+    drawing.add_argument("--json", action="store_true", help="print what was written as JSON")
     return parser
+
+
+def _draw(args: argparse.Namespace) -> int:
+    if args.network is None:
+        raise TNLayersError("name the network to draw (see 'tnlayers cost --list')")
+    if args.strategy is not None and not args.path:
+        raise TNLayersError("--strategy applies only with --path")
+    network = _network_from_args(args)
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise TNLayersError(f"cannot write {output}: directory {output.parent} does not exist")
+    if args.path:
+        from ._analysis.path_plot import plot_path
+
+        plot_path(network, args.batch, strategy=args.strategy, mode=args.mode, path=output)
+    else:
+        from ._core.draw import draw
+
+        draw(network, output)
+    what = "contraction path" if args.path else "network"
+    if args.json:
+        print(json.dumps({"written": str(output), "drawing": what}))
+    else:
+        print(f"wrote the {what} drawing to {output}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,9 +235,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from ._demo import run_demo
 
-            run_demo(seconds=args.seconds, bond=args.bond, seed=args.seed, quick=args.quick)
+            if args.json:
+                results = run_demo(
+                    epochs=args.epochs,
+                    bond=args.bond,
+                    seed=args.seed,
+                    quick=args.quick,
+                    echo=lambda line: None,
+                )
+                print(json.dumps(results, indent=2))
+            else:
+                run_demo(epochs=args.epochs, bond=args.bond, seed=args.seed, quick=args.quick)
             return 0
+        if args.command == "draw":
+            return _draw(args)
         if args.list or args.network is None:
+            if args.json:
+                listing = [
+                    {"name": name, "paper": entry.paper, "description": entry.description}
+                    for name, entry in CATALOGUE.items()
+                ]
+                print(json.dumps(listing, indent=2))
+                return 0
             for name, entry in CATALOGUE.items():
                 print(f"{name:<14} {entry.paper:<24} {entry.description}")
             return 0

@@ -6,7 +6,6 @@ window.MathJax = {
 };
 document$.subscribe(() => {
   if (window.MathJax.typesetPromise) {
-    MathJax.startup.output.clearCache();
     MathJax.typesetClear();
     MathJax.texReset();
     MathJax.typesetPromise();

@@ -90,7 +90,7 @@ def test_cost_report_prints_a_table_with_paths():
     text = str(tnlayers.cost(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2), batch=64))
     assert "parameters   288 vs dense 200,704" in text
     assert "sequential path" in text and "materialize path" in text
-    assert "chosen (model): " in text and "per training step" in text
+    assert "chosen (model): " in text and "per training step" in " ".join(text.split())
     assert "[batch,in] · [out,in] → [batch,out]" in text
 
 
@@ -106,3 +106,20 @@ def test_forced_strategy_and_bad_options():
         tnlayers.cost(net, 8, strategy="fastest")
     with pytest.raises(OptionError, match="mode must be 'training' or 'inference'"):
         tnlayers.cost(net, 8, mode="eval")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        lambda: tnlayers.cost(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), 256),
+        lambda: tnlayers.cost(tnlayers.tensor_ring((4, 8, 8, 4), (4, 8, 8, 4), 4), 64),
+        lambda: tnlayers.cost(tnlayers.mpo(997, 256, 2, cores=2), 8),
+        lambda: tnlayers.cost(tnlayers.btt(784, 256, 4), 1024, mode="inference"),
+        lambda: tnlayers.TNLinear(tnlayers.kronecker((28, 28), (28, 28), 4)).cost(64),
+        lambda: tnlayers.GivensLinear(64, layout="clements").cost(256),
+    ],
+)
+def test_reports_fit_a_terminal_and_a_docs_code_block(subject):
+    # At most 88 characters a line (the docs' code column at 1280 px holds about 100).
+    lines = str(subject()).splitlines()
+    assert max(len(line) for line in lines) <= 88, max(lines, key=len)

@@ -27,8 +27,16 @@ def test_nearest_kronecker_recovers_an_exact_sum(shape):
     ]
     weight = explicit_kron_sum(factors)
     approx = nearest_kronecker(weight, ins, outs, terms)
-    assert approx.error < 1e-10
-    torch.testing.assert_close(approx.to_dense(), weight, rtol=1e-8, atol=1e-8)
+    true_error = float((approx.to_dense() - weight).norm() / weight.norm())
+    assert approx.error == pytest.approx(true_error, abs=1e-12)  # the reported error is exact
+    if len(ins) == 2:  # the SVD: optimal, so an exact sum comes back exactly
+        assert approx.error < 1e-10
+        torch.testing.assert_close(approx.to_dense(), weight, rtol=1e-8, atol=1e-8)
+    else:
+        # CP by ALS has no such guarantee (documented): rank-2 tensors of order 3 can sit in a
+        # "swamp" where ALS creeps (hypothesis found 2×2×2, two terms: 1.2e-3 after 500 sweeps,
+        # 1.5e-10 after 20,000). It still gets close, and says how close.
+        assert approx.error < 1e-2
 
 
 @pytest.mark.parametrize(("ins", "outs"), [((6, 5), (4, 6)), ((3, 4, 2), (2, 3, 3))])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -205,45 +206,60 @@ class CostReport:
         }
 
     def __str__(self) -> str:
+        # At most ~88 characters a line, so that the report fits a terminal and a code block
+        # on the docs site: time and memory in two tables, long sentences wrapped, and in the
+        # path tables the numbers before the (variable-length) contraction text.
         lines = [
-            f"tnlayers cost report — {self.subject}, batch {self.batch}, "
-            f"{self.itemsize}-byte elements, {self.mode}",
-            *(f"  {line}" for line in self.details),
+            _wrapped(
+                f"tnlayers cost report — {self.subject}, batch {self.batch}, "
+                f"{self.itemsize}-byte elements, {self.mode}",
+                "",
+                "  ",
+            ),
+            *(_wrapped(line, "  ", " " * 15) for line in self.details),
             f"  parameters   {self.params:,} vs dense {self.dense_params:,}"
             f"   (ratio {self.compression_ratio:.4g}, {1 / self.compression_ratio:.3g}× fewer)",
             "",
         ]
         measured = self.measured_s is not None
-        header = ["strategy", "calls", "fwd FLOPs", "train FLOPs", "largest interm."]
-        header += ["saved for bwd", "pred. fwd", "pred. train"] + (["measured"] if measured else [])
-        rows = [header]
+        time_rows = [
+            ["strategy", "calls", "fwd FLOPs", "train FLOPs", "pred. fwd", "pred. train"]
+            + (["measured"] if measured else [])
+        ]
+        memory_rows = [["strategy", "largest intermediate", "saved for backward"]]
         for name, sc in self.strategies.items():
             d = self.strategy_dict(name)
+            label = name + (" *" if name == self.strategy else "")
             row = [
-                name + (" *" if name == self.strategy else ""),
+                label,
                 f"{sc.calls:,}",
                 _si(sc.flops),
                 _si(sc.training_flops),
-                f"{_si(sc.largest_intermediate)} ({_bytes(d['largest_intermediate_bytes'])})",
-                _bytes(d["saved_for_backward_bytes"]),
                 f"{sc.predicted_time_s * 1e3:.3g} ms",
                 f"{sc.predicted_training_time_s * 1e3:.3g} ms",
             ]
             if measured:
                 seconds = d["measured_time_s"]
                 row.append("—" if seconds is None else f"{seconds * 1e3:.3g} ms")
-            rows.append(row)
-        lines += ["  " + line for line in format_table(rows).splitlines()]
-        lines += ["", f"  chosen ({self.basis}): {self.reason}"]
-        lines += [f"  note: {note}" for note in self.notes]
+            time_rows.append(row)
+            memory_rows.append(
+                [
+                    label,
+                    f"{_si(sc.largest_intermediate)} ({_bytes(d['largest_intermediate_bytes'])})",
+                    _bytes(d["saved_for_backward_bytes"]),
+                ]
+            )
+        lines += ["  " + line for line in format_table(time_rows).splitlines()]
+        lines += [""] + ["  " + line for line in format_table(memory_rows).splitlines()]
+        lines += ["", _wrapped(f"chosen ({self.basis}): {self.reason}", "  ", "    ")]
+        lines += [_wrapped(f"note: {note}", "  ", "    ") for note in self.notes]
         stepped = [(name, sc) for name, sc in self.strategies.items() if sc.steps]
-        if stepped:
-            width = max(len(text) for _, sc in stepped for text, _, _ in sc.steps) + 2
-            for name, sc in stepped:
-                lines += ["", f"  {name} path"]
-                lines.append(f"    {'#':>3}  {'contraction':<{width}}{'FLOPs':>10}{'result':>10}")
-                for number, (text, flops, size) in enumerate(sc.steps, start=1):
-                    lines.append(f"    {number:>3}  {text:<{width}}{_si(flops):>10}{_si(size):>10}")
+        for name, sc in stepped:
+            lines += ["", f"  {name} path"]
+            lines.append(f"    {'#':>3}  {'FLOPs':>8}  {'result':>8}  contraction")
+            for number, (text, flops, size) in enumerate(sc.steps, start=1):
+                numbers = f"    {number:>3}  {_si(flops):>8}  {_si(size):>8}  "
+                lines.append(_wrapped(text, numbers, " " * len(numbers)))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -251,6 +267,12 @@ class CostReport:
             f"CostReport(params={self.params}, dense_params={self.dense_params}, "
             f"strategy={self.strategy!r}, flops={self.chosen.flops})"
         )
+
+
+def _wrapped(text: str, first: str, rest: str, width: int = 88) -> str:
+    return textwrap.fill(
+        text, width=width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
+    )
 
 
 def network_report(

@@ -24,7 +24,7 @@ from typing import Literal, TypeAlias
 
 import opt_einsum
 
-from .errors import NetworkSpecError
+from .errors import ArgumentTypeError, NetworkSpecError
 from .network import Network
 from .paths import best_path, walk_path
 
@@ -495,6 +495,11 @@ def plan(
     Plan
         Plans are cached per argument tuple: a second call returns the same object.
     """
+    if not isinstance(network, Network):
+        raise ArgumentTypeError(
+            f"expected a tnlayers.Network, got {type(network).__name__}; a layer reports its "
+            "own cost with layer.cost(batch) (Givens circuits too: GivensLinear(circuit).cost)"
+        )
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
         raise NetworkSpecError(f"batch must be a non-negative integer, got {batch!r}")
     return _plan_cached(
