@@ -31,6 +31,8 @@ VOCABULARY = [
     re.compile(r"\bspec\s*§", re.I),
     re.compile(r"\b(this|the|that) issue\b", re.I),
     re.compile(r"\bissue[\s-]*#?\d+\b", re.I),
+    # "the seed" as the name of a paper ("the seed writes the product ..."), not a random seed
+    re.compile(r"\b(the|this|our) seeds? (paper|text|writes|says|defines|specifies|calls)\b", re.I),
 ]
 
 # Blocks wider than their box, the first line of each; MathJax error nodes, their text.

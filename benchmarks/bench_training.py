@@ -99,11 +99,12 @@ def time_row(
     return best
 
 
-def report(label: str, batch: int, best: dict[str, float], goal: float) -> bool:
+def report(label: str, batch: int, best: dict[str, float], goal: float, rows: list[dict]) -> bool:
     dense = best["dense"]
     others = {k: v / dense for k, v in best.items() if k != "dense"}
     hand = min(v for k, v in others.items() if k != "tnl")
     met = others["tnl"] <= goal
+    rows.append({"row": f"{label} B={batch}", "tnl": others["tnl"], "hand": hand, "goal": goal})
     cells = " | ".join(f"{k} {v:5.2f}×" for k, v in others.items())
     print(
         f"{label:<18} B={batch:<5} dense {dense * 1e3:7.3f} ms | {cells} | goal ≤ {goal:.2f}× "
@@ -111,6 +112,40 @@ def report(label: str, batch: int, best: dict[str, float], goal: float) -> bool:
         flush=True,
     )
     return met
+
+
+def plot(rows: list[dict], path: str, header: str) -> None:
+    """Ratios to dense per row: tnlayers, the best hand-written form, and the goal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.6))
+    positions = list(range(len(rows)))[::-1]
+    ax.barh([p + 0.2 for p in positions], [r["tnl"] for r in rows], 0.4, label="tnlayers")
+    ax.barh(
+        [p - 0.2 for p in positions],
+        [r["hand"] for r in rows],
+        0.4,
+        label="best hand-written form",
+        color="0.7",
+    )
+    ax.scatter(
+        [r["goal"] for r in rows],
+        positions,
+        marker="|",
+        s=200,
+        color="tab:red",
+        zorder=3,
+        label="goal",
+    )
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(positions, [r["row"] for r in rows], fontsize=8)
+    ax.set_xlabel("training-step time / nn.Linear's (below 1: faster than dense)")
+    ax.set_title(header, fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.savefig(path, bbox_inches="tight", dpi=110)
 
 
 def batch_one(device: str, budget: float) -> None:
@@ -140,13 +175,16 @@ def batch_one(device: str, budget: float) -> None:
 def main() -> None:
     parser = timing_arguments(__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--plot", help="save the ratios as a bar chart (PNG) there")
     args = parser.parse_args()
     device = args.device
     autocast = None if args.dtype == "float32" else getattr(torch, args.dtype)
     budget = 0.02 if args.quick else 0.3
     passes = 1 if args.quick else args.passes
-    print(machine_line(device) + f", {args.dtype}")
+    header = machine_line(device) + f", {args.dtype}"
+    print(header)
     met = total = 0
+    results: list[dict] = []
     rows = MPO_ROWS[:1] if args.quick else MPO_ROWS
     for label, build, goals in rows:
         net = build()
@@ -160,7 +198,8 @@ def main() -> None:
                 "einsum W": EinsumWeight(net, layer),
             }
             x = torch.randn(batch, net.in_features, device=device)
-            met += report(label, batch, time_row(modules, x, passes, budget, autocast), goal)
+            best = time_row(modules, x, passes, budget, autocast)
+            met += report(label, batch, best, goal, results)
             total += 1
     for label, terms, goals in KRON_ROWS[:1] if args.quick else KRON_ROWS:
         for batch, goal in goals.items():
@@ -172,10 +211,13 @@ def main() -> None:
                 "2 GEMMs": TwoGemmKron((28, 28), (28, 28), terms).to(device),
             }
             x = torch.randn(batch, 784, device=device)
-            met += report(label, batch, time_row(modules, x, passes, budget, autocast), goal)
+            best = time_row(modules, x, passes, budget, autocast)
+            met += report(label, batch, best, goal, results)
             total += 1
     batch_one(device, budget)
     print(f"{met} of {total} training rows meet their goal")
+    if args.plot:
+        plot(results, args.plot, header.lstrip("# "))
 
 
 if __name__ == "__main__":

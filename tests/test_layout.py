@@ -78,3 +78,37 @@ def test_no_private_name_crosses_a_module_boundary():
                     if a.name.startswith("_") and not a.name.endswith("__")  # __version__
                 ]
                 assert not private, f"{path.relative_to(PACKAGE)} imports {private}"
+
+
+def test_import_and_the_command_line_do_not_wait_for_torch():
+    # Declaring, costing and drawing networks is torch-free, so `import tnlayers`,
+    # `tnlayers --help` and `tnlayers cost` never import it; layers load it on first use.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, tnlayers; from tnlayers.cli import main\n"
+        "net = tnlayers.mpo(784, 256, 4); report = tnlayers.cost(net, 64)\n"
+        "main(['cost', 'fc2-mpo1-d2'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "layer = tnlayers.TNLinear(net)\n"
+        "assert 'torch' in sys.modules and type(layer).__module__ == 'tnlayers._layers.linear'\n"
+        "assert tnlayers.TNLinear is layer.__class__\n"
+        "from tnlayers import compress, MPOLinear\n"
+        "print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def test_every_lazy_name_resolves_to_what_type_checkers_see():
+    import importlib
+
+    for name, (module, attribute) in tnlayers._LAZY.items():
+        loaded = importlib.import_module(module, "tnlayers")
+        expected = loaded if attribute is None else getattr(loaded, attribute)
+        assert getattr(tnlayers, name) is expected, name
+    assert set(tnlayers._LAZY) <= set(tnlayers.__all__)

@@ -38,7 +38,8 @@ def test_the_patterns_catch_what_they_are_for():
         "spec §",
         "issue 15",
     ]
-    assert _internal("Gao et al. 2020, eq. 9; seeds are 0-4") == []
+    assert _internal("the seed writes the product left to right") == ["the seed writes"]
+    assert _internal("Gao et al. 2020, eq. 9; seeds are 0-4; the seed of the split") == []
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,10 @@
-"""MkDocs hook: publish the plots committed beside the examples (``examples/<name>/*.png``).
+"""MkDocs hook: publish the plots committed beside the examples (``examples/<name>/*.png``)
+and the benchmarks (``benchmarks/*.png``).
 
 They live beside the scripts that make them, outside ``docs/``; this adds them to the site as
-``examples/<name>/<file>`` so the reproduction pages can show them without a second copy.
+``examples/<name>/<file>`` so the reproduction pages can show them without a second copy. The
+benchmark plots go to the site's root, where the Benchmarks page (``benchmarks/README.md``
+included into ``docs/benchmarks.md``) finds them by the same relative name as on GitHub.
 """
 
 from __future__ import annotations
@@ -17,4 +20,6 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     for path in sorted(root.glob("*/*.png")):
         uri = f"examples/{path.parent.name}/{path.name}"
         files.append(File.generated(config, uri, abs_src_path=str(path)))
+    for path in sorted((root.parent / "benchmarks").glob("*.png")):
+        files.append(File.generated(config, path.name, abs_src_path=str(path)))
     return files
