@@ -51,3 +51,21 @@ def test_training_benchmark_runs_in_quick_mode():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training rows meet their goal" in result.stdout
     assert "batch 1, MPO 784→256 D=2" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_recorded_benchmark_tables_still_parse_into_plots(tmp_path):
+    script = Path(__file__).parent.parent / "benchmarks" / "plot_tables.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(28 rows)" in result.stdout and "(18 rows)" in result.stdout
+    assert all(
+        (tmp_path / name).stat().st_size > 10_000
+        for name in ("bench_layers.png", "bench_givens.png")
+    )
