@@ -10,19 +10,12 @@ from typing import Any, Literal
 from .errors import OptionError
 from .network import Network
 from .plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy, plan
-from .table import format_table
+from .table import format_table, si
 
 __all__ = ["CostReport", "StrategyCost", "cost", "network_report"]
 
 Mode = Literal["training", "inference"]
 Basis = Literal["model", "forced", "timed", "untimed"]
-
-
-def _si(value: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{unit}"
-    return f"{value:.3g}"
 
 
 def _bytes(value: float) -> str:
@@ -233,8 +226,8 @@ class CostReport:
             row = [
                 label,
                 f"{sc.calls:,}",
-                _si(sc.flops),
-                _si(sc.training_flops),
+                si(sc.flops),
+                si(sc.training_flops),
                 f"{sc.predicted_time_s * 1e3:.3g} ms",
                 f"{sc.predicted_training_time_s * 1e3:.3g} ms",
             ]
@@ -245,7 +238,7 @@ class CostReport:
             memory_rows.append(
                 [
                     label,
-                    f"{_si(sc.largest_intermediate)} ({_bytes(d['largest_intermediate_bytes'])})",
+                    f"{si(sc.largest_intermediate)} ({_bytes(d['largest_intermediate_bytes'])})",
                     _bytes(d["saved_for_backward_bytes"]),
                 ]
             )
@@ -258,7 +251,7 @@ class CostReport:
             lines += ["", f"  {name} path"]
             lines.append(f"    {'#':>3}  {'FLOPs':>8}  {'result':>8}  contraction")
             for number, (text, flops, size) in enumerate(sc.steps, start=1):
-                numbers = f"    {number:>3}  {_si(flops):>8}  {_si(size):>8}  "
+                numbers = f"    {number:>3}  {si(flops):>8}  {si(size):>8}  "
                 lines.append(_wrapped(text, numbers, " " * len(numbers)))
         return "\n".join(lines)
 
@@ -322,8 +315,8 @@ def network_report(
     if sp.forms_dense_weight:
         notes.append(
             f"this sequential path contracts the tensors into an intermediate without the batch "
-            f"of {_si(sp.weight_sized_elements)} elements, at least the dense weight's "
-            f"{_si(sp.dense_size)}: it materializes the weight mid-way"
+            f"of {si(sp.weight_sized_elements)} elements, at least the dense weight's "
+            f"{si(sp.dense_size)}: it materializes the weight mid-way"
         )
     facts = {
         "network": net.signature,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["format_table"]
+__all__ = ["format_table", "si"]
 
 
 def format_table(rows: Sequence[Sequence[str]]) -> str:
@@ -15,3 +15,11 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def si(value: float) -> str:
+    """A count in three significant digits with an SI suffix: ``26.5M``, ``3.58k``, ``896``."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core.network import Network
-from .._core.table import format_table
+from .._core.table import format_table, si
 from .targets import Skipped
 
 __all__ = ["SPEC_FORMAT", "BudgetSummary", "CompressionReport", "LayerCompression"]
@@ -137,7 +137,7 @@ class CompressionReport:
             flops = (
                 "—"
                 if r.flops_before is None or r.flops_after is None
-                else f"{r.flops_before:.3g} → {r.flops_after:.3g}"
+                else f"{si(r.flops_before)} → {si(r.flops_after)}"
             )
             rows.append(
                 [
@@ -158,7 +158,7 @@ class CompressionReport:
             f"{len(self.layers)} layer(s): {self.params_before:,} → {self.params_after:,} weights "
             f"(ratio {ratio:.3g}"
             + (f", {1 / ratio:.3g}× fewer" if ratio > 0 else "")
-            + f"), FLOPs at batch {self.batch}"
+            + f"); FLOPs per forward pass at batch {self.batch}"
         )
         if self.budget is not None:
             b = self.budget
