@@ -123,3 +123,17 @@ def test_reports_fit_a_terminal_and_a_docs_code_block(subject):
     # At most 88 characters a line (the docs' code column at 1280 px holds about 100).
     lines = str(subject()).splitlines()
     assert max(len(line) for line in lines) <= 88, max(lines, key=len)
+
+
+def test_inference_reports_count_a_cached_weight_once():
+    # In inference a materializing layer builds W once and reuses it: a call is the GEMM.
+    net = tnlayers.mpo(512, 512, 8, cores=3)
+    report = tnlayers.cost(net, 64, mode="inference", strategy="materialize")
+    built, gemm = tnlayers.plan(net, 64).strategies["materialize"].contractions
+    assert report.call_flops == gemm.flops < report.chosen.flops == built.flops + gemm.flops
+    assert report.to_dict()["call_flops"] == gemm.flops
+    assert report.strategies["materialize"].cached_flops == gemm.flops
+    assert report.strategies["sequential"].cached_flops is None
+    assert "builds the weight once" in " ".join(str(report).split())
+    training = tnlayers.cost(net, 64, mode="training", strategy="materialize")
+    assert training.call_flops == training.chosen.flops  # rebuilt every step

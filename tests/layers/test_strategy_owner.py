@@ -185,7 +185,7 @@ def test_compress_report_counts_the_strategy_that_runs(monkeypatch):
     with torch.no_grad():
         small.eval()(torch.randn(report.batch, 64))
     for entry, module in zip(report.layers, [small[0], small[2]], strict=True):
-        expected = module.cost(report.batch, mode="inference").to_dict()["flops"]
+        expected = module.cost(report.batch, mode="inference").to_dict()["call_flops"]
         assert entry.flops_after == expected
     assert seen == [m.chosen_strategy(report.batch, training=False) for m in (small[0], small[2])]
 

@@ -49,6 +49,10 @@ class StrategyCost:
         ``(description, FLOPs, result elements)`` of each step, where the plan lists them.
     paths
         The contraction paths (operands, equation, path), where the plan has them.
+    cached_flops
+        FLOPs of an inference call once the built weight is cached (*materialize*: the GEMM
+        alone; the build runs again only after a parameter changes); ``None`` where nothing is
+        cached.
     """
 
     name: str
@@ -62,6 +66,7 @@ class StrategyCost:
     forms_dense_weight: bool
     steps: tuple[tuple[str, int, int], ...] = ()
     paths: tuple[Mapping[str, Any], ...] = ()
+    cached_flops: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,18 @@ class CostReport:
         """The chosen strategy's numbers."""
         return self.strategies[self.strategy]
 
+    @property
+    def call_flops(self) -> int:
+        """FLOPs of one call of the chosen strategy as it runs in this report's mode.
+
+        In inference a *materialize* layer reuses its cached weight, so a call is the GEMM
+        alone; otherwise the chosen strategy's ``flops``.
+        """
+        chosen = self.chosen
+        if self.mode == "inference" and chosen.cached_flops is not None:
+            return chosen.cached_flops
+        return chosen.flops
+
     def strategy_dict(self, name: str) -> dict[str, Any]:
         """Numbers of one strategy as plain values."""
         sc = self.strategies[name]
@@ -160,6 +177,7 @@ class CostReport:
             "predicted_training_time_s": sc.predicted_training_time_s,
             "measured_time_s": None if self.measured_s is None else self.measured_s.get(name),
             "forms_dense_weight": sc.forms_dense_weight,
+            "cached_flops": sc.cached_flops,
             "paths": [dict(p) for p in sc.paths],
             "steps": [
                 {"contraction": text, "flops": flops, "size": size}
@@ -195,6 +213,7 @@ class CostReport:
             "training_flops": chosen["training_flops"],
             "largest_intermediate": chosen["largest_intermediate"],
             "largest_intermediate_bytes": chosen["largest_intermediate_bytes"],
+            "call_flops": self.call_flops,
             "strategies": {name: self.strategy_dict(name) for name in self.strategies},
         }
 
@@ -297,6 +316,7 @@ def network_report(
                 {"operands": list(c.names), "equation": c.equation(), "path": c.path}
                 for c in sp.contractions
             ),
+            cached_flops=sp.contractions[-1].flops if name == "materialize" else None,
         )
     details = [
         f"tensors      {', '.join(f'{t}{list(net.shape(t))}' for t in net.tensor_names)}",
@@ -311,6 +331,13 @@ def network_report(
             f"(−{net.padded_out_features - net.out_features} truncated)"
         )
     notes = []
+    if mode == "inference":
+        built = the_plan.strategies["materialize"]
+        notes.append(
+            f"in inference a layer builds the weight once ({si(built.contractions[0].flops)} "
+            f"FLOPs) and reuses it until a parameter changes: a materialize call then costs "
+            f"the GEMM's {si(built.contractions[-1].flops)}"
+        )
     sp = the_plan.strategies["sequential"]
     if sp.forms_dense_weight:
         notes.append(

@@ -459,7 +459,7 @@ def compress(
                 flops_before=None if rows is None else 2 * rows * t.shape[0] * t.shape[1],
                 flops_after=None
                 if samples is None
-                else new.cost(samples, mode="inference").chosen.flops,  # type: ignore[operator]
+                else new.cost(samples, mode="inference").call_flops,  # type: ignore[operator]
                 paths=t.paths,
                 shape=t.shape,
                 structure=candidate.structure,

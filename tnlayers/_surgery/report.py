@@ -41,8 +41,9 @@ class LayerCompression:
     weight_error
         ``‖W − W̃‖_F / ‖W‖_F`` of the new layer's materialized weight.
     flops_before, flops_after
-        Forward FLOPs at the report's batch size (``None`` when unknown: a convolution without
-        ``input_size``).
+        FLOPs of an inference call at the report's batch size, as the layer runs it (a weight
+        the new layer materializes is built once and cached, so only its GEMM counts); ``None``
+        when unknown: a convolution without ``input_size``.
     paths
         Every path at which the layer occurs (a shared module has several).
     shape
