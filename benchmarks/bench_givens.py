@@ -46,11 +46,19 @@ class GateByGate(nn.Module):
         return x
 
 
-def run(passes: int, budget: float, sizes: tuple[int, ...], batch: int, device: str) -> None:
+def run(
+    passes: int,
+    budget: float,
+    sizes: tuple[int, ...],
+    batch: int,
+    device: str,
+    strategies: tuple[str, ...] = STRATEGIES,
+    layouts: tuple[str, ...] = LAYOUTS,
+) -> None:
     for n in sizes:
-        for layout in LAYOUTS:
+        for layout in layouts:
             layers: dict[str, nn.Module] = {"dense": nn.Linear(n, n).to(device)}
-            for strategy in ("auto", *STRATEGIES):
+            for strategy in ("auto", *strategies):
                 layers[strategy] = tnlayers.GivensLinear(
                     n, layout=layout, strategy=strategy, device=device
                 )  # type: ignore[arg-type]
@@ -68,7 +76,7 @@ def run(passes: int, budget: float, sizes: tuple[int, ...], batch: int, device: 
                     f"{name[:5]} {best[name] / best['dense']:7.2f}×"
                     if name in best
                     else f"{name[:5]}       —"
-                    for name in ("auto", *STRATEGIES, "naive")
+                    for name in ("auto", *strategies, "naive")
                 )
                 chosen = auto.chosen_strategy(batch, training=backward)
                 print(
@@ -80,12 +88,19 @@ def run(passes: int, budget: float, sizes: tuple[int, ...], batch: int, device: 
 
 
 def main() -> None:
-    args = timing_arguments(__doc__.splitlines()[0]).parse_args()
+    parser = timing_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--sizes", help="comma-separated n (default: the table's)")
+    parser.add_argument("--strategies", help="comma-separated forced strategies (default: all)")
+    parser.add_argument("--layouts", help="comma-separated layouts (default: all)")
+    args = parser.parse_args()
     print(machine_line(args.device))
+    strategies = tuple(args.strategies.split(",")) if args.strategies else STRATEGIES
+    layouts = tuple(args.layouts.split(",")) if args.layouts else LAYOUTS
     if args.quick:
-        run(1, 0.02, (16,), 8, args.device)
+        run(1, 0.02, (16,), 8, args.device, strategies, layouts)
     else:
-        run(args.passes, 0.4, SIZES, BATCH, args.device)
+        sizes = tuple(int(n) for n in args.sizes.split(",")) if args.sizes else SIZES
+        run(args.passes, 0.4, sizes, BATCH, args.device, strategies, layouts)
 
 
 if __name__ == "__main__":

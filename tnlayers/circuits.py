@@ -15,6 +15,7 @@ from ._circuits.encoding import AmplitudeEncoding as AmplitudeEncoding
 from ._circuits.encoding import amplitude_encode as amplitude_encode
 from ._circuits.givens_layer import GivensLinear as GivensLinear
 from ._circuits.givens_plan import GivensPlan as GivensPlan
+from ._circuits.givens_plan import TilePlan as TilePlan
 from ._circuits.givens_plan import givens_plan as givens_plan
 from ._circuits.qubit_layer import QubitCircuitLinear as QubitCircuitLinear
 from ._circuits.qubit_layer import qubit_gate_tensors as qubit_gate_tensors
@@ -30,6 +31,7 @@ __all__ = [
     "QubitCircuit",
     "QubitCircuitLinear",
     "QubitGate",
+    "TilePlan",
     "amplitude_encode",
     "corrupt",
     "givens_plan",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 import tnlayers
 from tnlayers import GivensCircuit, GivensLinear, QubitCircuit
 from tnlayers._circuits.givens_exec import givens_forward, givens_matrix
-from tnlayers._circuits.givens_plan import STRATEGIES, givens_plan
+from tnlayers._circuits.givens_plan import STRATEGIES, givens_plan, tile_plan
 
 F64 = torch.float64
 
@@ -85,6 +87,18 @@ def test_v_layout_is_the_seeds_equation_5() -> None:
     assert GivensCircuit.v(4).pairs == ((0, 1), (1, 2), (2, 3), (1, 2), (0, 1))
 
 
+# Circuits of neighbouring planes in any order (what the tiled strategy runs).
+neighbour_sequences = st.integers(2, 12).flatmap(
+    lambda n: st.tuples(
+        st.just(n),
+        st.lists(
+            st.integers(0, n - 2).flatmap(lambda i: st.sampled_from([(i, i + 1), (i + 1, i)])),
+            min_size=1,
+            max_size=60,
+        ),
+    )
+)
+
 pair_sequences = st.integers(2, 7).flatmap(
     lambda n: st.tuples(
         st.just(n),
@@ -112,9 +126,50 @@ def test_random_circuits_match_x_times_u_transpose(
     layer = GivensLinear(circuit, strategy=strategy, segment_gates=segment_gates, dtype=F64)
     x = torch.randn(batch, n, dtype=F64)
     u = _ordered_product(circuit, layer.gate_blocks().detach())
+    if strategy == "tiled" and any(abs(p - q) != 1 for p, q in pairs):
+        with pytest.raises(tnlayers.OptionError, match="neighbouring planes"):
+            layer(x)
+        return
     assert torch.allclose(layer(x), x @ u.T, atol=1e-12)
     assert torch.allclose(layer.to_dense(), u, atol=1e-12)
     assert torch.allclose(u.T @ u, torch.eye(n, dtype=F64), atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=neighbour_sequences, radius=st.sampled_from([1, 2, 3, 4, 8]), batch=st.integers(1, 4))
+def test_light_cone_tiles_apply_any_circuit_of_neighbouring_planes(spec, radius, batch) -> None:
+    n, pairs = spec
+    circuit = GivensCircuit.from_pairs(n, pairs)
+    tiles = tile_plan(circuit, radius)
+    # Every gate in exactly one tile; every tile in a window of its stage, inside the padding.
+    assert sum(len(ids) for _, ids in tiles.build_layers) == len(pairs)
+    assert sorted(g for _, ids in tiles.build_layers for g in ids) == list(range(len(pairs)))
+    assert len(set(tiles.place)) == tiles.tiles and max(tiles.place) < tiles.slots
+    assert all(o + c * tiles.width <= tiles.rows for o, c in tiles.stages)
+    plan = dataclasses.replace(givens_plan(circuit, batch), tiles=tiles)
+    blocks = torch.randn(len(pairs), 2, 2, dtype=F64, requires_grad=True)  # any 2 × 2 blocks
+    x = torch.randn(batch, n, dtype=F64, requires_grad=True)
+    u = _ordered_product(circuit, blocks.detach())
+    y = givens_forward(x, blocks, plan, "tiled")
+    assert torch.allclose(y, x @ u.T, atol=1e-10)
+    reference = givens_forward(x, blocks, plan, "layered")
+    cotangent = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, blocks), cotangent)
+    want = torch.autograd.grad(reference, (x, blocks), cotangent)
+    for a, b in zip(got, want, strict=True):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_tiled_is_offered_only_for_neighbouring_planes() -> None:
+    assert "tiled" in givens_plan(GivensCircuit.clements(16), 64).strategies
+    plan = givens_plan(GivensCircuit.from_pairs(4, [(0, 2), (1, 3)]), 64)
+    assert plan.tiles is None and "tiled" not in plan.strategies
+    layer = GivensLinear(GivensCircuit.from_pairs(4, [(0, 2), (1, 3)]), strategy="tiled")
+    with pytest.raises(tnlayers.OptionError, match="neighbouring planes"):
+        layer(torch.randn(2, 4))
+    auto = GivensLinear(GivensCircuit.from_pairs(4, [(0, 2), (1, 3)]))
+    assert auto.chosen_strategy(64) != "tiled"
+    assert "tiled" not in auto.cost(64).strategies
 
 
 @settings(max_examples=20, deadline=None)
@@ -129,13 +184,13 @@ def test_general_2x2_blocks_as_in_attack_form_2(
     blocks = torch.randn(len(pairs), 2, 2, dtype=F64)
     x = torch.randn(3, n, dtype=F64)
     u = _ordered_product(circuit, blocks)
-    for strategy in STRATEGIES:
+    for strategy in plan.strategies:
         assert torch.allclose(givens_forward(x, blocks, plan, strategy), x @ u.T, atol=1e-10)
     assert torch.allclose(givens_matrix(blocks, plan), u, atol=1e-10)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("layout", ["v", "clements"])
+@pytest.mark.parametrize("layout", ["v", "clements", "reck"])
 def test_gradcheck_float64(strategy: str, layout: str) -> None:
     circuit = LAYOUTS[layout](5)
     plan = givens_plan(circuit, 3, segment_gates=3)
@@ -443,24 +498,25 @@ def test_strategy_options_mean_what_they_mean_for_tnlinear(monkeypatch):
 
     monkeypatch.setattr(module, "time_strategies", counting)
     x = torch.randn(32, 16)
-    for option in ("model", "layered", "blocked", "materialize"):
+    for option in ("model", "layered", "blocked", "materialize", "tiled"):
         layer = GivensLinear(16, strategy=option)
         layer(x).sum().backward()
         assert timed == [] and layer.cost(32).basis in ("model", "forced")
     tuned = GivensLinear(16, strategy="autotune")
     assert tuned.cost(32).basis == "untimed" and tuned.chosen_strategy(32) and timed == []
-    tuned(x).sum().backward()  # the first call at this size times the three strategies
-    assert timed == [3]
+    tuned(x).sum().backward()  # the first call at this size times every strategy it has
+    assert timed == [4]  # layered, blocked, materialize and tiled (neighbouring planes)
     report = tuned.cost(32)
     assert report.basis == "timed" and set(report.measured_s) == {
         "layered",
         "blocked",
         "materialize",
+        "tiled",
     }
     assert report.strategy == min(report.measured_s, key=report.measured_s.__getitem__)
     tuned(x)  # recorded: never timed again at this size
-    assert timed == [3]
+    assert timed == [4]
     fresh = GivensLinear(16, layout="clements", strategy="autotune")
-    assert fresh.cost(8, mode="inference", measure=True).basis == "timed" and timed == [3, 3]
+    assert fresh.cost(8, mode="inference", measure=True).basis == "timed" and timed == [4, 4]
     fresh.strategy = "layered"  # reassigning the option takes effect
     assert fresh.chosen_strategy(8, training=False) == "layered"

@@ -9,6 +9,10 @@ coordinate a contiguous row, so gathering a coordinate is one contiguous read):
 - `apply_segments` applies small dense blocks to windows of rows, one after another (a slice
   when the window is contiguous, a gather otherwise).
 
+The ``tiled`` strategy (`tiled_forward`) builds the light-cone tiles' blocks with `rotate_rows`
+on stacked identities, then applies one batched matmul per stage of disjoint tiles; its
+backward is autograd's through those ordinary operations.
+
 A segment's block is built in closed form when its gates form a staircase of neighbouring planes
 (`staircase_blocks`, one cumulative product for all of them), and otherwise by `rotate_rows` on
 the identity.
@@ -37,6 +41,7 @@ __all__ = [
     "rotation_blocks",
     "segment_blocks",
     "staircase_blocks",
+    "tiled_forward",
 ]
 
 
@@ -253,6 +258,42 @@ def _windows(
     )
 
 
+@lru_cache(maxsize=256)
+def _tile_tensors(plan: GivensPlan, device: torch.device) -> tuple:
+    tiles = plan.tiles
+    assert tiles is not None
+    place = torch.tensor(tiles.place, dtype=torch.long, device=device)
+    return place, _layers_on(tiles.build_layers, device)
+
+
+def tiled_forward(state: torch.Tensor, blocks: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
+    """Apply the circuit to the rows of ``state`` (``[n, columns]``) by its light-cone tiles.
+
+    Every tile's ``2r × 2r`` block is built at once (``rotate_rows`` on stacked identities) and
+    scattered into the slots of the stages (identity where a window has no gates); then each
+    stage is one batched matmul on the state, zero-padded by ``r`` rows in front and viewed as
+    ``(K, 2r, columns)``.
+    """
+    tiles = plan.tiling()
+    w, r = tiles.width, tiles.radius
+    place, build = _tile_tensors(plan, blocks.device)
+    eye = torch.eye(w, dtype=blocks.dtype, device=blocks.device)
+    built = rotate_rows(eye.repeat(tiles.tiles, 1), blocks, build).view(tiles.tiles, w, w)
+    mats = eye.expand(tiles.slots, w, w).index_copy(0, place, built)
+    n, columns = state.shape
+    padded = torch.nn.functional.pad(state, (0, 0, r, tiles.rows - r - n))
+    first = 0
+    for offset, count in tiles.stages:
+        end = offset + count * w
+        windows = padded[offset:end].reshape(count, w, columns)
+        out = torch.bmm(mats[first : first + count], windows).reshape(count * w, columns)
+        padded = (
+            torch.cat([padded[:offset], out, padded[end:]]) if (offset or end < tiles.rows) else out
+        )
+        first += count
+    return padded[r : r + n]
+
+
 def givens_forward(
     x: torch.Tensor, blocks: torch.Tensor, plan: GivensPlan, strategy: str
 ) -> torch.Tensor:
@@ -265,7 +306,7 @@ def givens_forward(
     blocks
         ``[m, 2, 2]`` gate blocks (from ``rotation_blocks`` or perturbed ones).
     plan, strategy
-        The schedule and one of ``"layered" | "blocked" | "materialize"``.
+        The schedule and one of ``"layered" | "blocked" | "materialize" | "tiled"``.
 
     Returns
     -------
@@ -275,6 +316,8 @@ def givens_forward(
     if strategy == "layered":
         layers = _rotate_layers(plan, x.device)
         return rotate_rows(x.T.contiguous(), blocks, layers).T
+    if strategy == "tiled":
+        return tiled_forward(x.T, blocks, plan).T
     mats = segment_blocks(plan, blocks)
     windows = _windows(plan, x.device)
     if strategy == "blocked":

@@ -69,7 +69,7 @@ def _decide(
     )  # fmt: skip
     itemsize = itemsize_of(dtype_name)
     predicted: dict[str, float] = {
-        s: plan.time(s, rows, training, model, itemsize) for s in STRATEGIES
+        s: plan.time(s, rows, training, model, itemsize) for s in plan.strategies
     }
     if option in STRATEGIES:
         return _Decision(plan, option, "forced", predicted, None)
@@ -118,11 +118,12 @@ class GivensLinear(nn.Module):
         ``"amplitudes"`` (default) returns ``U x``; ``"probabilities"`` returns its squares
         (measurement probabilities, summing to ``‖x‖²``).
     strategy
-        As for [`TNLinear`][tnlayers.TNLinear], over this layer's three strategies: ``"model"``
+        As for [`TNLinear`][tnlayers.TNLinear], over this layer's strategies: ``"model"``
         (the circuit cost model ranks them per batch size and grad mode), ``"auto"`` (default:
         the same, but where the two best predictions are within 1.5× the first call at a size
         times them), ``"autotune"`` (always time), or force one of
-        ``"layered" | "blocked" | "materialize"``.
+        ``"layered" | "blocked" | "materialize" | "tiled"`` (``"tiled"``: circuits of
+        neighbouring planes, such as the three layouts, only).
     segment_gates
         Fix the segment length of the ``blocked`` strategy instead of letting the model choose.
     device, dtype
@@ -172,7 +173,7 @@ class GivensLinear(nn.Module):
         if strategy not in ("auto", "model", "autotune", *STRATEGIES):
             raise OptionError(
                 f"unknown strategy {strategy!r}; choose 'auto', 'model', 'autotune', 'layered', "
-                "'blocked' or 'materialize'"
+                "'blocked', 'materialize' or 'tiled'"
             )
         if output not in ("amplitudes", "probabilities"):
             raise OptionError(f"unknown output {output!r}; choose 'amplitudes' or 'probabilities'")
@@ -257,7 +258,7 @@ class GivensLinear(nn.Module):
             if training:
                 torch.autograd.grad(y.sum(), copy)
 
-        runs: dict[str, Callable[[], None]] = {s: partial(run, s) for s in STRATEGIES}
+        runs: dict[str, Callable[[], None]] = {s: partial(run, s) for s in plan.strategies}
         with torch.set_grad_enabled(training):
             return time_strategies(runs, angles.device)
 
@@ -301,15 +302,13 @@ class GivensLinear(nn.Module):
             reason = f"{chosen}: forced by the layer's strategy={chosen!r}"
         elif found.timing is not None:
             seconds = found.timing.seconds
-            others = ", ".join(
-                f"{seconds[s] * 1e3:.3g} ms ({s})" for s in STRATEGIES if s != chosen
-            )
+            others = ", ".join(f"{seconds[s] * 1e3:.3g} ms ({s})" for s in seconds if s != chosen)
             reason = (
                 f"{chosen}: timed on this machine at {seconds[chosen] * 1e3:.3g} ms vs {others} "
                 f"per {what} (the cost model predicted {min(times, key=times.__getitem__)})"
             )
         else:
-            others = ", ".join(f"{times[s] * 1e3:.3g} ms ({s})" for s in STRATEGIES if s != chosen)
+            others = ", ".join(f"{times[s] * 1e3:.3g} ms ({s})" for s in times if s != chosen)
             reason = (
                 f"{chosen}: predicted {times[chosen] * 1e3:.3g} ms vs {others} per {what} "
                 "(decided by the circuit cost model, fitted on this project's CPU)"

@@ -16,6 +16,11 @@ strategies trade calls for FLOPs:
 ``materialize``
     The segments applied to the identity build the n × n matrix, then one matmul: best when the
     batch is much larger than n.
+``tiled``
+    For circuits of neighbouring planes (Reck, Clements, V): the gates are tiled along their
+    light cones into dense ``2r × 2r`` blocks (see [`TilePlan`][tnlayers.circuits.TilePlan]),
+    all blocks built at once from identities, then one batched matmul per *stage* of disjoint
+    tiles — about ``n / r`` calls on the batch instead of one per layer.
 
 The cost model is the one the contraction planner uses
 ([`MachineModel`][tnlayers.contraction.MachineModel]): calls × overhead + FLOPs / throughput +
@@ -23,7 +28,7 @@ bytes / bandwidth. Nothing here knows torch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -32,10 +37,11 @@ from .._core.errors import OptionError
 from .._core.plan import MachineModel
 from .declare import GivensCircuit, asap_layers
 
-__all__ = ["GivensPlan", "Segment", "givens_plan", "givens_report"]
+__all__ = ["GivensPlan", "Segment", "TilePlan", "givens_plan", "givens_report", "tile_plan"]
 
-GivensStrategy = Literal["layered", "blocked", "materialize"]
-STRATEGIES: tuple[GivensStrategy, ...] = ("layered", "blocked", "materialize")
+GivensStrategy = Literal["layered", "blocked", "materialize", "tiled"]
+# Every strategy; "tiled" only where a plan has tiles (``GivensPlan.strategies``).
+STRATEGIES: tuple[GivensStrategy, ...] = ("layered", "blocked", "materialize", "tiled")
 # Backward of a rotation step: two gathers/scatters and two small products per forward call.
 _BACKWARD_CALLS = 5 / 3
 _CALL_SHARE = 0.3
@@ -64,6 +70,95 @@ class Segment:
     def span(self) -> tuple[int, int] | None:
         lo, hi = self.support[0], self.support[-1] + 1
         return (lo, hi) if hi - lo == len(self.support) else None
+
+
+@dataclass(frozen=True, eq=False)
+class TilePlan:
+    r"""A light-cone tiling of a circuit of neighbouring planes into dense blocks.
+
+    Gate ``(i, i+1)`` in layer ``t`` sits at ``u = i + t``, ``v = i − t``; each of its
+    predecessors has ``u' ≤ u`` and ``v' ≥ v``. So squares of side ``2r`` in ``(u, v + 1)``
+    are tiles whose gates touch exactly ``2r`` consecutive coordinates, and tiles with the same
+    ``I − J`` (a *stage*) are disjoint and independent: applying the stages in order, each tile's
+    gates in circuit order, applies the circuit. A stage is one batched matmul on the state
+    (zero-padded by ``r`` rows in front) viewed as ``(K, 2r, columns)``; windows without gates
+    get the identity.
+
+    Attributes
+    ----------
+    radius
+        ``r``: tiles are ``2r`` coordinates wide.
+    rows
+        Rows of the padded state (a multiple of ``2r``, at least ``n + r``).
+    stages
+        Per stage: the first padded row of its windows and how many windows (``K``) it has.
+    slots
+        Blocks in all stages together (stage ``s``'s block ``k`` is at ``sum(K before s) + k``).
+    tiles
+        Tiles that hold gates (their blocks are built; every other slot is the identity).
+    place
+        For each built tile, its slot.
+    build_layers
+        For building the tiles' blocks from stacked ``2r × 2r`` identities: per level, the row
+        pairs interleaved and each pair's gate index (as ``GivensPlan.build_layers``).
+    """
+
+    radius: int
+    rows: int
+    stages: tuple[tuple[int, int], ...]
+    slots: int
+    tiles: int
+    place: tuple[int, ...]
+    build_layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+
+    @property
+    def width(self) -> int:
+        """Side of the tiles' blocks, ``2r``."""
+        return 2 * self.radius
+
+
+@lru_cache(maxsize=64)
+def tile_plan(circuit: GivensCircuit, radius: int) -> TilePlan | None:
+    """The light-cone tiling of ``circuit`` with tiles ``2·radius`` wide, or ``None`` when some
+    gate joins planes that are not neighbours (the tiling needs ``(i, i+1)`` gates)."""
+    if any(abs(p - q) != 1 for p, q in circuit.pairs):
+        return None
+    width = 2 * radius
+    time_of = {g: t for t, layer in enumerate(circuit.layers) for g in layer}
+    tiles: dict[tuple[int, int], list[int]] = {}
+    for g, (p, q) in enumerate(circuit.pairs):
+        i, t = min(p, q), time_of[g]
+        across, along = (i + t) // width, (i - t + 1) // width  # the tile's I and J
+        tiles.setdefault((across - along, across + along), []).append(g)
+    # A window reaches at most 3r − 2 rows past the last coordinate (padded by r in front).
+    rows = -(-(circuit.n + 3 * radius) // width) * width
+    stage_ids = sorted({stage for stage, _ in tiles})
+    stages, base, slots = [], {}, 0
+    for stage in stage_ids:
+        # Windows of stage I − J start at coordinate r·(I + J); I + J has the parity of the
+        # stage, so in padded rows (coordinate + r) they start at 0 or r modulo 2r.
+        offset = radius * ((stage + 1) % 2)
+        count = (rows - offset) // width
+        stages.append((offset, count))
+        base[stage] = slots
+        slots += count
+    place: list[int] = []
+    by_level: dict[int, tuple[list[int], list[int]]] = {}
+    for number, ((stage, level_sum), gates) in enumerate(sorted(tiles.items())):
+        start = radius * level_sum  # first coordinate of the window
+        offset = radius * ((stage + 1) % 2)
+        place.append(base[stage] + (start + radius - offset) // width)
+        local = [(p - start, q - start) for p, q in (circuit.pairs[g] for g in gates)]
+        for level, layer in enumerate(asap_layers(local, width)):
+            pair_rows, ids = by_level.setdefault(level, ([], []))
+            for k in layer:
+                p, q = local[k]
+                pair_rows += [number * width + p, number * width + q]
+                ids.append(gates[k])
+    build = tuple(
+        (tuple(by_level[level][0]), tuple(by_level[level][1])) for level in sorted(by_level)
+    )
+    return TilePlan(radius, rows, tuple(stages), slots, len(tiles), tuple(place), build)
 
 
 # Compared and hashed by identity: plans are cached per (circuit, segment length), and the
@@ -97,6 +192,9 @@ class GivensPlan:
     rotate_layers
         For the ``layered`` strategy: per layer of the circuit, the coordinate pairs interleaved
         and the gate indices.
+    tiles
+        The light-cone tiling of the ``tiled`` strategy; ``None`` where it does not apply (a
+        gate joins planes that are not neighbours).
     """
 
     circuit: GivensCircuit
@@ -110,21 +208,44 @@ class GivensPlan:
     generals: tuple[int, ...]
     build_layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
     rotate_layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    tiles: TilePlan | None = None
+
+    @property
+    def strategies(self) -> tuple[GivensStrategy, ...]:
+        """The strategies this plan can run (``tiled`` only with tiles)."""
+        return STRATEGIES if self.tiles is not None else STRATEGIES[:3]
 
     def calls(self, strategy: GivensStrategy) -> int:
         """Sequential torch calls of one forward pass."""
         if strategy == "layered":
             return 3 * len(self.rotate_layers)
+        if strategy == "tiled":
+            tiles = self.tiling()
+            return 3 * len(tiles.build_layers) + 2 * len(tiles.stages) + 6
         # The staircases' closed form is about twenty vectorised calls, whatever their number.
         build = 3 * len(self.build_layers) + (20 if self.staircases else 0) + 1
         apply = sum(2 if s.span else 3 for s in self.segments)
         return build + apply + (1 if strategy == "materialize" else 0)
+
+    def tiling(self) -> TilePlan:
+        """The light-cone tiling; an ``OptionError`` where it does not apply."""
+        if self.tiles is None:
+            raise OptionError(
+                f"the tiled strategy needs gates on neighbouring planes (i, i+1); this "
+                f"{self.circuit.layout} circuit has others: use 'layered', 'blocked' or "
+                "'materialize'"
+            )
+        return self.tiles
 
     def flops(self, strategy: GivensStrategy, batch: int) -> int:
         """FLOPs of one forward pass on ``batch`` vectors."""
         gates, n = self.circuit.num_gates, self.circuit.n
         if strategy == "layered":
             return 8 * gates * batch
+        if strategy == "tiled":
+            tiles = self.tiling()
+            w = tiles.width
+            return 8 * gates * w + sum(2 * count * w * w * batch for _, count in tiles.stages)
         build = 8 * gates * self.width
         columns = n if strategy == "materialize" else batch
         apply = sum(2 * len(s.support) ** 2 * columns for s in self.segments)
@@ -135,6 +256,13 @@ class GivensPlan:
         n = self.circuit.n
         if strategy == "layered":
             return 4 * self.circuit.num_gates * batch  # two rows read and written per gate
+        if strategy == "tiled":
+            # Building: two rows of 2r read and written per gate, the identities and the slots'
+            # copy; applying: each stage reads its windows and writes the whole padded state.
+            tiles = self.tiling()
+            w = tiles.width
+            build = 4 * self.circuit.num_gates * w + 2 * tiles.tiles * w * w + tiles.slots * w * w
+            return build + sum((2 * count * w + tiles.rows) * batch for _, count in tiles.stages)
         # The staircases' closed form makes about sixteen elementwise passes over its blocks.
         stairs = 16 * len(self.staircases) * (self.segment_gates + 1) ** 2
         general = 4 * 2 * sum(self.segments[i].stop - self.segments[i].start for i in self.generals)
@@ -165,7 +293,8 @@ class GivensPlan:
             calls, flops, moved = calls * (1 + _BACKWARD_CALLS), flops * 3, moved * 3
         if strategy == "layered":  # 2 × 2 products: bound by moving the rows, not by FLOPs
             return calls * model.op_overhead * _CALL_SHARE + moved / (model.bandwidth * _PASS_SHARE)
-        eff = (self.width / (self.width + model.half_dim)) ** 2
+        side = self.tiling().width if strategy == "tiled" else self.width
+        eff = (side / (side + model.half_dim)) ** 2
         gemm = 2 * batch * self.circuit.n**2 * (3 if training else 1)
         if strategy == "materialize":  # the final GEMM runs at full size
             flops -= gemm
@@ -180,7 +309,7 @@ class GivensPlan:
         self, batch: int, training: bool, model: MachineModel, itemsize: int = 4
     ) -> GivensStrategy:
         """The strategy with the least predicted time."""
-        return min(STRATEGIES, key=lambda s: self.time(s, batch, training, model, itemsize))
+        return min(self.strategies, key=lambda s: self.time(s, batch, training, model, itemsize))
 
 
 def _saved_and_largest(plan: GivensPlan, strategy: GivensStrategy, batch: int) -> tuple[int, int]:
@@ -192,6 +321,14 @@ def _saved_and_largest(plan: GivensPlan, strategy: GivensStrategy, batch: int) -
     n, gates = plan.circuit.n, plan.circuit.num_gates
     if strategy == "layered":
         return 2 * gates * batch + 4 * gates, n * batch
+    if strategy == "tiled":
+        # The build keeps the rows each gate read; each stage keeps its input (the padded
+        # state) for the batched matmul's backward, and the slots' blocks.
+        tiles = plan.tiling()
+        w = tiles.width
+        stages = len(tiles.stages)
+        saved = 2 * gates * w + tiles.slots * w * w + stages * tiles.rows * batch
+        return saved, max(tiles.rows * batch, tiles.slots * w * w)
     count, w = len(plan.segments), plan.width
     columns = n if strategy == "materialize" else batch
     saved = count * w * w + count * w * columns
@@ -213,14 +350,14 @@ def givens_report(
     itemsize: int,
     measured_s: dict[str, float] | None = None,
 ) -> CostReport:
-    """The cost report of a Givens circuit run by ``plan``: its three strategies and the choice.
+    """The cost report of a Givens circuit run by ``plan``: its strategies and the choice.
 
     ``flops`` and ``calls`` count the real work of the structure (two coordinates per rotation),
     not the dense ``n × n`` products of the gate-node network.
     """
     c = plan.circuit
     strategies: dict[str, StrategyCost] = {}
-    for name in STRATEGIES:
+    for name in plan.strategies:
         saved, largest = _saved_and_largest(plan, name, batch)
         flops = plan.flops(name, batch)
         strategies[name] = StrategyCost(
@@ -383,11 +520,31 @@ def givens_plan(
     model
         The machine model; the CPU default if not given.
     """
-    if segment_gates is not None:
-        if not isinstance(segment_gates, int) or segment_gates < 1:
-            raise OptionError(f"segment_gates must be a positive integer, got {segment_gates!r}")
-        return _plan_with(circuit, segment_gates)
+    if segment_gates is not None and (
+        not isinstance(segment_gates, int) or isinstance(segment_gates, bool) or segment_gates < 1
+    ):
+        raise OptionError(f"segment_gates must be a positive integer, got {segment_gates!r}")
     model = model or MachineModel()
-    lengths = [g for g in _SEGMENT_GATES if g == _SEGMENT_GATES[0] or g <= 2 * circuit.num_gates]
-    candidates = [_plan_with(circuit, g) for g in lengths]
-    return min(candidates, key=lambda p: p.time("blocked", batch, training, model, 4))
+    if segment_gates is not None:
+        base = _plan_with(circuit, segment_gates)
+    else:
+        lengths = [
+            g for g in _SEGMENT_GATES if g == _SEGMENT_GATES[0] or g <= 2 * circuit.num_gates
+        ]
+        candidates = [_plan_with(circuit, g) for g in lengths]
+        base = min(candidates, key=lambda p: p.time("blocked", batch, training, model, 4))
+    radii = [r for r in _TILE_RADII if r == _TILE_RADII[0] or 2 * r <= circuit.n]
+    tiled = [_with_tiles(base, r) for r in radii]
+    if tiled[0].tiles is None:  # not a circuit of neighbouring planes
+        return base
+    return min(tiled, key=lambda p: p.time("tiled", batch, training, model, 4))
+
+
+_TILE_RADII = (4, 8, 16)
+
+
+@lru_cache(maxsize=256)
+def _with_tiles(plan: GivensPlan, radius: int) -> GivensPlan:
+    """``plan`` with the light-cone tiling of radius ``radius`` (the same object per radius)."""
+    tiles = tile_plan(plan.circuit, radius)
+    return plan if tiles is None else replace(plan, tiles=tiles)
