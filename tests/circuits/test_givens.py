@@ -145,7 +145,7 @@ def test_light_cone_tiles_apply_any_circuit_of_neighbouring_planes(spec, radius,
     assert sum(len(ids) for _, ids in tiles.build_layers) == len(pairs)
     assert sorted(g for _, ids in tiles.build_layers for g in ids) == list(range(len(pairs)))
     assert len(set(tiles.place)) == tiles.tiles and max(tiles.place) < tiles.slots
-    assert all(o + c * tiles.width <= tiles.rows for o, c in tiles.stages)
+    assert all(c * tiles.width == tiles.rows and o in (0, radius) for o, c in tiles.stages)
     plan = dataclasses.replace(givens_plan(circuit, batch), tiles=tiles)
     blocks = torch.randn(len(pairs), 2, 2, dtype=F64, requires_grad=True)  # any 2 × 2 blocks
     x = torch.randn(batch, n, dtype=F64, requires_grad=True)

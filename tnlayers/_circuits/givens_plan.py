@@ -91,7 +91,8 @@ class TilePlan:
     rows
         Rows of the padded state (a multiple of ``2r``, at least ``n + r``).
     stages
-        Per stage: the first padded row of its windows and how many windows (``K``) it has.
+        Per stage: the first padded row of its windows (``0`` or ``r``) and how many windows
+        (``K``, always ``rows / 2r``: the windows tile the state shifted by that first row).
     slots
         Blocks in all stages together (stage ``s``'s block ``k`` is at ``sum(K before s) + k``).
     tiles
@@ -136,9 +137,11 @@ def tile_plan(circuit: GivensCircuit, radius: int) -> TilePlan | None:
     stages, base, slots = [], {}, 0
     for stage in stage_ids:
         # Windows of stage I − J start at coordinate r·(I + J); I + J has the parity of the
-        # stage, so in padded rows (coordinate + r) they start at 0 or r modulo 2r.
+        # stage, so in padded rows (coordinate + r) they start at 0 or r modulo 2r. Every stage
+        # has rows / 2r windows: the executor shifts the state by r rows between parities, so
+        # that each stage's windows tile the whole buffer (the rows shifted out are padding).
         offset = radius * ((stage + 1) % 2)
-        count = (rows - offset) // width
+        count = rows // width
         stages.append((offset, count))
         base[stage] = slots
         slots += count
