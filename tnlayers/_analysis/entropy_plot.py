@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from .._core.draw import pyplot
+from .._core.draw import figure_on, save_figure
 from .._layers.mpo import MPOLayerBase
 
 __all__ = ["plot_entanglement"]
@@ -40,11 +40,7 @@ def plot_entanglement(model: nn.Module, path: str | Path | None = None, *, ax: A
     ]
     if not layers:
         raise ValueError(f"{type(model).__name__} has no MPO layer to plot")
-    plt = pyplot(headless=ax is None and path is not None)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
+    fig, ax = figure_on(ax, path, (6, 4))
     for name, layer in layers:
         entropy = layer.entanglement_entropy().tolist()
         bonds = range(1, len(entropy) + 1)
@@ -54,6 +50,5 @@ def plot_entanglement(model: nn.Module, path: str | Path | None = None, *, ax: A
     ax.set_xlabel("bond k")
     ax.set_ylabel("entanglement entropy $S_k$ (nats); dotted: $\\ln D_k$")
     ax.legend(fontsize=8)
-    if path is not None:
-        fig.savefig(path, bbox_inches="tight", dpi=120)
+    save_figure(fig, path)
     return fig

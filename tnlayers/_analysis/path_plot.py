@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .._core.cost import CostReport, cost
-from .._core.draw import pyplot
+from .._core.draw import figure_on, save_figure
 from .._core.errors import OptionError
 from .._core.network import Network
-from .._core.plan import BATCH, Contraction, Plan
+from .._core.plan import BATCH, Contraction, Plan, Strategy
 
 __all__ = ["path_steps", "plot_path"]
 
@@ -80,12 +80,11 @@ def plot_path(
             f"contraction path), got {type(subject).__name__}"
         )
     name = strategy or report.strategy
-    chosen = next((sp for key, sp in report.plan.strategies.items() if key == name), None)
-    if chosen is None:
+    if name not in report.plan.strategies:
         raise OptionError(
             f"unknown strategy {name!r}; this report has {sorted(report.plan.strategies)}"
         )
-    contractions = chosen.contractions
+    contractions = report.plan.strategies[cast(Strategy, name)].contractions
     rows = []
     builds_weight = len(contractions) > 1
     for part, contraction in enumerate(contractions):
@@ -93,11 +92,7 @@ def plot_path(
             if builds_weight and part == 0 and result == "out":
                 result = "W"
             rows.append((f"{met} → {result}", flops, size, batched))
-    plt = pyplot(headless=ax is None and path is not None)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
-    else:
-        fig = ax.figure
+    fig, ax = figure_on(ax, path, (8, 0.45 * len(rows) + 1.4))
     positions = list(range(len(rows)))[::-1]
     widths = [max(r[1], 1) for r in rows]
     colours = ["tab:blue" if r[3] else "tab:orange" for r in rows]
@@ -119,7 +114,9 @@ def plot_path(
         fontsize=10,
         pad=22,
     )
-    legend = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.8) for c in ("tab:orange", "tab:blue")]
+    from matplotlib.patches import Patch  # present: figure_on imported matplotlib
+
+    legend = [Patch(color=c, alpha=0.8) for c in ("tab:orange", "tab:blue")]
     ax.legend(
         legend,
         ["tensors only (no batch)", "carries the batch"],
@@ -131,6 +128,5 @@ def plot_path(
     )
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    if path is not None:
-        fig.savefig(path, bbox_inches="tight", dpi=120)
+    save_figure(fig, path)
     return fig

@@ -10,7 +10,7 @@ from .network import Network
 if TYPE_CHECKING:  # imported where used: networkx is slow to import
     import networkx as nx
 
-__all__ = ["draw"]
+__all__ = ["draw", "figure_on", "pyplot", "save_figure"]
 
 
 def pyplot(headless: bool) -> Any:
@@ -24,6 +24,20 @@ def pyplot(headless: bool) -> Any:
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError('plotting needs matplotlib: pip install "tnlayers[plot]"') from err
     return plt
+
+
+def figure_on(ax: Any, path: str | Path | None, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """``(figure, axes)`` for a plotting function: ``ax`` and its figure if given, else a new
+    figure of ``figsize`` (with the non-interactive backend when it is only saved)."""
+    if ax is not None:
+        return ax.figure, ax
+    return pyplot(headless=path is not None).subplots(figsize=figsize)
+
+
+def save_figure(fig: Any, path: str | Path | None) -> None:
+    """Save ``fig`` to ``path`` (any format matplotlib knows, by suffix), if a path is given."""
+    if path is not None:
+        fig.savefig(path, bbox_inches="tight", dpi=120)
 
 
 def _display_graph(network: Network) -> nx.Graph:
@@ -81,13 +95,9 @@ def draw(
     """
     import networkx as nx
 
-    plt = pyplot(headless=ax is None and path is not None)
     graph = _display_graph(network)
-    if ax is None:
-        size = max(5.0, 1.6 * len(network.tensor_names) + 3)
-        fig, ax = plt.subplots(figsize=(size, 0.7 * size))
-    else:
-        fig = ax.figure
+    size = max(5.0, 1.6 * len(network.tensor_names) + 3)
+    fig, ax = figure_on(ax, path, (size, 0.7 * size))
     pos = nx.kamada_kawai_layout(graph) if len(graph) > 2 else nx.spring_layout(graph, seed=seed)
     colours = {
         "tensor": "#d9e6f2",
@@ -141,6 +151,5 @@ def draw(
         fontsize=10,
     )
     ax.set_axis_off()
-    if path is not None:
-        fig.savefig(path, bbox_inches="tight", dpi=120)
+    save_figure(fig, path)
     return fig
