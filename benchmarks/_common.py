@@ -83,18 +83,21 @@ def best_of_passes(
     budget: float,
     device: str,
     single: Collection[str] = (),
+    make_step: Callable[[nn.Module], Callable[[], object]] | None = None,
 ) -> dict[str, float]:
     """Min over ``passes`` interleaved passes of each layer's median step time, in seconds.
 
     Interleaving lets a shared machine's drift hit every layer alike. Layers run in training
     mode for forward+backward and in eval mode for forward. Those named in ``single`` take
-    seconds per call and are timed by one call, once.
+    seconds per call and are timed by one call, once. ``make_step`` builds the timed call for a
+    layer (default: ``step(layer, x, backward)``).
     """
     best: dict[str, float] = {}
     for _ in range(passes):
         for name, layer in layers.items():
             layer.train(backward)
-            run = synced(step(layer, x, backward), device)
+            timed = make_step(layer) if make_step else step(layer, x, backward)
+            run = synced(timed, device)
             if name in single:
                 t = best.get(name) or once(run)
             else:

@@ -24,7 +24,7 @@ import contextlib
 from collections.abc import Callable
 
 import torch
-from _common import machine_line, median_time, synced, timing_arguments
+from _common import best_of_passes, machine_line, median_time, synced, timing_arguments
 from bench_kron import TwoGemmKron
 from torch import nn
 
@@ -91,12 +91,15 @@ def time_row(
     budget: float,
     autocast: torch.dtype | None,
 ) -> dict[str, float]:
-    best: dict[str, float] = {}
-    for _ in range(passes):
-        for name, module in modules.items():
-            seconds = median_time(synced(training_step(module, x, autocast), x.device.type), budget)
-            best[name] = min(best.get(name, seconds), seconds)
-    return best
+    return best_of_passes(
+        modules,
+        x,
+        True,
+        passes,
+        budget,
+        x.device.type,
+        make_step=lambda module: training_step(module, x, autocast),
+    )
 
 
 def report(label: str, batch: int, best: dict[str, float], goal: float, rows: list[dict]) -> bool:
