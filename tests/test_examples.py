@@ -13,20 +13,27 @@ EXAMPLES = sorted(
 )
 
 
+def _run(script: Path, *args: str, timeout: float = 300, cwd: Path | None = None) -> str:
+    """Run ``script`` with ``args`` in a fresh interpreter; its stdout, once it exited 0."""
+    result = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs_in_quick_mode(script, tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(script), "--quick", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    stdout = _run(script, "--quick", "--out", str(tmp_path))
     # Every example ends with its measured result: test accuracy, or perplexity for the
     # language model.
-    assert "test accuracy" in result.stdout or "perplexity" in result.stdout
+    assert "test accuracy" in stdout or "perplexity" in stdout
     written = [p for p in tmp_path.iterdir() if p.suffix == ".png"]
     assert written, "every example saves a plot"
     assert all(p.stat().st_size > 0 for p in written)
@@ -40,31 +47,16 @@ def test_there_are_examples():
 def test_training_benchmark_runs_in_quick_mode():
     # The GPU run of the training-speed issue is this script with --device cuda: it must not rot.
     script = Path(__file__).parent.parent / "benchmarks" / "bench_training.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=script.parent,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "training rows meet their goal" in result.stdout
-    assert "batch 1, MPO 784→256 D=2" in result.stdout
+    stdout = _run(script, "--quick", cwd=script.parent)
+    assert "training rows meet their goal" in stdout
+    assert "batch 1, MPO 784→256 D=2" in stdout
 
 
 @pytest.mark.slow
 def test_the_recorded_benchmark_tables_still_parse_into_plots(tmp_path):
     script = Path(__file__).parent.parent / "benchmarks" / "plot_tables.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "(28 rows)" in result.stdout and "(18 rows)" in result.stdout
+    stdout = _run(script, "--out", str(tmp_path), timeout=120)
+    assert "(28 rows)" in stdout and "(18 rows)" in stdout
     assert all(
         (tmp_path / name).stat().st_size > 10_000
         for name in ("bench_layers.png", "bench_givens.png")
