@@ -80,16 +80,17 @@ class TilePlan:
     predecessors has ``u' ≤ u`` and ``v' ≥ v``. So squares of side ``2r`` in ``(u, v + 1)``
     are tiles whose gates touch exactly ``2r`` consecutive coordinates, and tiles with the same
     ``I − J`` (a *stage*) are disjoint and independent: applying the stages in order, each tile's
-    gates in circuit order, applies the circuit. A stage is one batched matmul on the state
-    (zero-padded by ``r`` rows in front) viewed as ``(K, 2r, columns)``; windows without gates
-    get the identity.
+    gates in circuit order, applies the circuit. A stage is one batched matmul on the zero-padded
+    state viewed as ``(K, 2r, columns)`` (shifted by ``r`` rows between stages of different
+    parity); windows without gates get the identity.
 
     Attributes
     ----------
     radius
         ``r``: tiles are ``2r`` coordinates wide.
     rows
-        Rows of the padded state (a multiple of ``2r``, at least ``n + r``).
+        Rows of the padded state (a multiple of ``2r``, at least ``n + 3r``: ``r`` in front, and
+        a window may end ``3r − 2`` rows past the last coordinate).
     stages
         Per stage: the first padded row of its windows (``0`` or ``r``) and how many windows
         (``K``, always ``rows / 2r``: the windows tile the state shifted by that first row).
@@ -134,23 +135,19 @@ def tile_plan(circuit: GivensCircuit, radius: int) -> TilePlan | None:
     # A window reaches at most 3r − 2 rows past the last coordinate (padded by r in front).
     rows = -(-(circuit.n + 3 * radius) // width) * width
     stage_ids = sorted({stage for stage, _ in tiles})
-    stages, base, slots = [], {}, 0
-    for stage in stage_ids:
-        # Windows of stage I − J start at coordinate r·(I + J); I + J has the parity of the
-        # stage, so in padded rows (coordinate + r) they start at 0 or r modulo 2r. Every stage
-        # has rows / 2r windows: the executor shifts the state by r rows between parities, so
-        # that each stage's windows tile the whole buffer (the rows shifted out are padding).
-        offset = radius * ((stage + 1) % 2)
-        count = rows // width
-        stages.append((offset, count))
-        base[stage] = slots
-        slots += count
+    # Windows of stage I − J start at coordinate r·(I + J); I + J has the parity of the stage,
+    # so in padded rows (coordinate + r) they start at 0 or r modulo 2r. Every stage has
+    # rows / 2r windows: the executor shifts the state by r rows between parities, so that each
+    # stage's windows tile the whole buffer (the rows shifted out are padding).
+    count = rows // width
+    offset = {stage: radius * ((stage + 1) % 2) for stage in stage_ids}
+    stages = tuple((offset[stage], count) for stage in stage_ids)
+    base = {stage: number * count for number, stage in enumerate(stage_ids)}
     place: list[int] = []
     by_level: dict[int, tuple[list[int], list[int]]] = {}
     for number, ((stage, level_sum), gates) in enumerate(sorted(tiles.items())):
         start = radius * level_sum  # first coordinate of the window
-        offset = radius * ((stage + 1) % 2)
-        place.append(base[stage] + (start + radius - offset) // width)
+        place.append(base[stage] + (start + radius - offset[stage]) // width)
         local = [(p - start, q - start) for p, q in (circuit.pairs[g] for g in gates)]
         for level, layer in enumerate(asap_layers(local, width)):
             pair_rows, ids = by_level.setdefault(level, ([], []))
@@ -161,7 +158,8 @@ def tile_plan(circuit: GivensCircuit, radius: int) -> TilePlan | None:
     build = tuple(
         (tuple(by_level[level][0]), tuple(by_level[level][1])) for level in sorted(by_level)
     )
-    return TilePlan(radius, rows, tuple(stages), slots, len(tiles), tuple(place), build)
+    slots = count * len(stage_ids)
+    return TilePlan(radius, rows, stages, slots, len(tiles), tuple(place), build)
 
 
 # Compared and hashed by identity: plans are cached per (circuit, segment length), and the
