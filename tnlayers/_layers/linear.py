@@ -425,14 +425,14 @@ class TNLinearBase(nn.Module):
                 f"input has {got}, but the layer expects (..., {self.in_features}): "
                 f"its last dimension feeds the input legs {legs}"
             )
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)
+        flat = x.dim() == 2  # the common case: skip two reshapes (~1 µs each at batch 1)
+        x2 = x if flat else x.reshape(-1, self.in_features)
         execution, autocast, param_dtype = self._prepare(x, x2.shape[0])
         if autocast:
             y = self._run_autocast(execution, x2, param_dtype)
         else:
             y = self._run(execution, x2)
-        return y.reshape(*lead, self.out_features)
+        return y if flat else y.reshape(*x.shape[:-1], self.out_features)
 
     def _prepare(self, x: torch.Tensor, rows: int) -> tuple[Execution, bool, torch.dtype]:
         """Check the input's dtype and look up the execution for ``rows`` input rows.
@@ -613,7 +613,9 @@ class TNLinear(TNLinearBase):
         read its underlying dict by the network's tensor names. A parametrised dict (see
         ``torch.nn.utils.parametrize``) changes its class and computes its tensors on access.
         """
-        tensors = self.tensors
+        # _modules directly: Module.__getattr__ costs ~0.6 µs per call, and assigning
+        # ``self.tensors`` goes through _modules anyway.
+        tensors = self._modules["tensors"]
         if type(tensors) is nn.ParameterDict:
             params = tensors._parameters
             return [params[name] for name in self._names]  # type: ignore[misc]

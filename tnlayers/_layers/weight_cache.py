@@ -115,13 +115,12 @@ class WeightCache:
             return None
         if len(snapshot) != len(sources):
             return None
-        for old, new in zip(snapshot, sources, strict=True):
-            if (
-                old.shape != new.shape
-                or old.dtype != new.dtype
-                or old.device != new.device
-                or not torch.equal(old, new)
-            ):
+        # torch.equal compares shapes and values (bit-exact up to ±0) but promotes dtypes, and
+        # needs both tensors on one device: check those first. Batch-1 inference pays this loop
+        # on every call, hence the cheap comparisons (dtypes are singletons).
+        device = weight.device
+        for old, new in zip(snapshot, sources):  # noqa: B905 (lengths checked above)
+            if new.dtype is not old.dtype or new.device != device or not torch.equal(old, new):
                 return None
         return weight
 
