@@ -13,6 +13,12 @@ Rows are interleaved over ``--passes`` passes and the fastest median kept, so a 
 drift hits every implementation alike. The last column says whether the row meets its goal of
 the training-speed issue. Batch 1 (goal 5) is timed per call in microseconds.
 
+Where tnlayers runs the *sequential* strategy (the weight never formed), a second line gives the
+step's floor: the bytes it must move (every step of the path reads its operands and writes its
+result once, and its backward reads the result's gradient and the other operand and writes each
+needed gradient once), that traffic at this run's measured copy bandwidth, the GB/s achieved,
+and the FLOP floor at this run's measured GEMM rate.
+
     python benchmarks/bench_training.py [--quick] [--passes 3] [--device cuda] [--dtype bfloat16]
 
 On a GPU, ``--dtype bfloat16`` runs tnlayers and ``nn.Linear`` under autocast at that precision.
@@ -102,6 +108,54 @@ def time_row(
     )
 
 
+def copy_bandwidth(device: str, budget: float) -> float:
+    """Bytes per second of a 64 MiB copy (read + write): this run's bandwidth yardstick."""
+    source = torch.randn(16 * 2**20, device=device)
+    target = torch.empty_like(source)
+    seconds = median_time(synced(lambda: target.copy_(source), device), budget)
+    return 2 * source.numel() * source.element_size() / seconds
+
+
+def gemm_rate(device: str, budget: float) -> float:
+    """FLOP/s of a 1024³ float32 matrix product: this run's compute yardstick."""
+    a, b = torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device)
+    return 2 * 1024**3 / median_time(synced(lambda: a @ b, device), budget)
+
+
+def sequential_floor(network: tnlayers.Network, batch: int, itemsize: int) -> tuple[int, int]:
+    """Bytes and FLOPs of a sequential training step at its floor (the input needs no grad).
+
+    Forward: each step of the path reads its operands and writes its result. Backward: for each
+    operand that needs a gradient, read the result's gradient and the other operands, write the
+    gradient. Nothing is counted twice or copied; the bias is left out.
+    """
+    strategy = tnlayers.plan(network, batch, input_requires_grad=False).strategies["sequential"]
+    elements = 0
+    for step in strategy.steps:
+        operands = sum(step.operand_sizes)
+        # Each needed gradient: read the result's gradient and the other operands, write the
+        # operand's gradient (its own size), i.e. the result plus all operands.
+        elements += operands + step.size + sum(step.requires_grad) * (step.size + operands)
+    return elements * itemsize, strategy.training_flops
+
+
+def floor_line(
+    layer: tnlayers.TNLinear, batch: int, seconds: float, bandwidth: float, rate: float
+) -> bool:
+    """Print the sequential row's floor; whether it is within 1.5× of its bytes bound."""
+    moved, flops = sequential_floor(layer.network, batch, 4)
+    bound = moved / bandwidth
+    within = seconds <= 1.5 * bound
+    print(
+        f"{'':<18}   sequential: moves {moved / 1e6:6.1f} MB, bytes bound {bound * 1e3:6.3f} ms "
+        f"at {bandwidth / 1e9:4.1f} GB/s; achieved {moved / seconds / 1e9:5.1f} GB/s = "
+        f"{seconds / bound:4.1f}× the bound (goal ≤ 1.5× {'met' if within else 'NOT met'}); "
+        f"FLOP bound {flops / rate * 1e3:6.3f} ms at {rate / 1e9:4.0f} GF/s",
+        flush=True,
+    )
+    return within
+
+
 def report(label: str, batch: int, best: dict[str, float], goal: float, rows: list[dict]) -> bool:
     dense = best["dense"]
     others = {k: v / dense for k, v in best.items() if k != "dense"}
@@ -185,8 +239,9 @@ def main() -> None:
     budget = 0.02 if args.quick else 0.3
     passes = 1 if args.quick else args.passes
     header = machine_line(device) + f", {args.dtype}"
-    print(header)
-    met = total = 0
+    bandwidth, rate = copy_bandwidth(device, budget), gemm_rate(device, budget)
+    print(f"{header}; copy {bandwidth / 1e9:.1f} GB/s, GEMM {rate / 1e9:.0f} GF/s")
+    met = total = near = sequential = 0
     results: list[dict] = []
     rows = MPO_ROWS[:1] if args.quick else MPO_ROWS
     for label, build, goals in rows:
@@ -204,21 +259,29 @@ def main() -> None:
             best = time_row(modules, x, passes, budget, autocast)
             met += report(label, batch, best, goal, results)
             total += 1
+            if layer.chosen_strategy(batch, training=True) == "sequential":
+                near += floor_line(layer, batch, best["tnl"], bandwidth, rate)
+                sequential += 1
     for label, terms, goals in KRON_ROWS[:1] if args.quick else KRON_ROWS:
         for batch, goal in goals.items():
             if args.quick and batch > 64:
                 continue
+            layer = tnlayers.KronLinear(784, 784, bodies=2, terms=terms, device=device)
             modules = {
                 "dense": nn.Linear(784, 784, device=device),
-                "tnl": tnlayers.KronLinear(784, 784, bodies=2, terms=terms, device=device),
+                "tnl": layer,
                 "2 GEMMs": TwoGemmKron((28, 28), (28, 28), terms).to(device),
             }
             x = torch.randn(batch, 784, device=device)
             best = time_row(modules, x, passes, budget, autocast)
             met += report(label, batch, best, goal, results)
             total += 1
+            if layer.chosen_strategy(batch, training=True) == "sequential":
+                near += floor_line(layer, batch, best["tnl"], bandwidth, rate)
+                sequential += 1
     batch_one(device, budget)
     print(f"{met} of {total} training rows meet their goal")
+    print(f"{near} of {sequential} sequential rows within 1.5× of their bytes-moved bound")
     if args.plot:
         plot(results, args.plot, header.lstrip("# "))
 

@@ -50,6 +50,8 @@ def test_training_benchmark_runs_in_quick_mode():
     stdout = _run(script, "--quick", cwd=script.parent)
     assert "training rows meet their goal" in stdout
     assert "batch 1, MPO 784→256 D=2" in stdout
+    # Its quick Kronecker row runs the sequential strategy: the bytes-moved floor is printed.
+    assert "sequential: moves" in stdout and "of their bytes-moved bound" in stdout
 
 
 @pytest.mark.slow
