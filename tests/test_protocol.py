@@ -222,6 +222,13 @@ def _spy(monkeypatch, layer: nn.Module) -> list[str]:
             return forward(x, blocks, plan, strategy)
 
         monkeypatch.setattr(module, "givens_forward", givens)
+        cached = tnlayers.GivensLinear._cached_matrix
+
+        def cached_matrix(self, *args):  # inference's materialize: one GEMM by the cached U
+            seen.append("materialize")
+            return cached(self, *args)
+
+        monkeypatch.setattr(tnlayers.GivensLinear, "_cached_matrix", cached_matrix)
     else:
         monkeypatch.setattr(type(layer), "forward", _recording(type(layer).forward, seen))
     return seen

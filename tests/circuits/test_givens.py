@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 import tnlayers
 from tnlayers import GivensCircuit, GivensLinear, QubitCircuit
-from tnlayers._circuits.givens_exec import givens_forward, givens_matrix
+from tnlayers._circuits import givens_layer
+from tnlayers._circuits.givens_exec import circuit_matrix, givens_forward, rotation_blocks
+from tnlayers._circuits.givens_layer import _decide
 from tnlayers._circuits.givens_plan import STRATEGIES, givens_plan, tile_plan
 
 F64 = torch.float64
@@ -186,7 +188,8 @@ def test_general_2x2_blocks_as_in_attack_form_2(
     u = _ordered_product(circuit, blocks)
     for strategy in plan.strategies:
         assert torch.allclose(givens_forward(x, blocks, plan, strategy), x @ u.T, atol=1e-10)
-    assert torch.allclose(givens_matrix(blocks, plan), u, atol=1e-10)
+        if strategy != "materialize":
+            assert torch.allclose(circuit_matrix(blocks, plan, strategy), u, atol=1e-10)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -466,7 +469,7 @@ def test_staircase_closed_form_matches_the_gate_product(
     plan = givens_plan(circuit, 2, segment_gates=segment_gates)
     blocks = torch.randn(len(pairs), 2, 2, dtype=F64)
     assert torch.allclose(
-        givens_matrix(blocks, plan), _ordered_product(circuit, blocks), atol=1e-10
+        circuit_matrix(blocks, plan, "blocked"), _ordered_product(circuit, blocks), atol=1e-10
     )
 
 
@@ -520,3 +523,61 @@ def test_strategy_options_mean_what_they_mean_for_tnlinear(monkeypatch):
     assert fresh.cost(8, mode="inference", measure=True).basis == "timed" and timed == [4, 4]
     fresh.strategy = "layered"  # reassigning the option takes effect
     assert fresh.chosen_strategy(8, training=False) == "layered"
+
+
+def test_inference_reuses_u_until_the_angles_change(monkeypatch) -> None:
+    layer = GivensLinear(GivensCircuit.clements(8)).eval()
+    assert layer.chosen_strategy(16, training=False) == "materialize"  # one GEMM, U cached
+    x = torch.randn(16, 8)
+    built = []
+    original = givens_layer.circuit_matrix
+    monkeypatch.setattr(givens_layer, "circuit_matrix", lambda *a: built.append(1) or original(*a))
+    with torch.no_grad():
+        for _ in range(3):
+            torch.testing.assert_close(layer(x), x @ layer.to_dense().T)
+        assert len(built) == 1 + 3  # the first call, then to_dense each time
+        layer.angles.mul_(-1.0)
+        torch.testing.assert_close(layer(x), x @ layer.to_dense().T)
+    assert len(built) == 4 + 2
+    report = layer.cost(16, mode="inference")
+    assert report.call_flops == 2 * 16 * 8 * 8 and "built once and reused" in report.reason
+    # Training calls never use the cache: gradients reach the angles.
+    layer.train()
+    layer(x).sum().backward()
+    assert layer.angles.grad is not None and layer.angles.grad.abs().sum() > 0
+
+
+def test_a_block_transform_is_applied_on_every_inference_call() -> None:
+    # The cache cannot check a transform's state, so a layer with one never serves U from it.
+    layer = GivensLinear(GivensCircuit.clements(6), strategy="materialize").double().eval()
+    x = torch.randn(4, 6, dtype=F64)
+    with torch.no_grad():
+        layer(x)  # caches U
+        for scale in (0.5, 0.25):
+            layer.block_transform = lambda blocks, s=scale: s * blocks
+            u = _ordered_product(layer.circuit, scale * rotation_blocks(layer.angles))
+            torch.testing.assert_close(layer(x), x @ u.T)
+        layer.block_transform = None
+        torch.testing.assert_close(layer(x), x @ layer.to_dense().T)
+
+
+def test_compiled_inference_decides_without_the_cache() -> None:
+    # Graphs keep no cache: rebuilding U per call must be weighed as such (Reck, n = 64: the
+    # tiles win), and a timing measured with the cache must not decide for them.
+    layer = GivensLinear(GivensCircuit.reck(64))
+    assert _decide(layer._config, 256, False, "cpu", "float32", "model").strategy == ("materialize")
+    uncached = _decide(layer._config, 256, False, "cpu", "float32", "auto", cached=False)
+    assert uncached.strategy == "tiled" and uncached.basis == "model"
+
+
+def test_frozen_layers_cache_u_and_pass_gradients_to_the_input() -> None:
+    layer = GivensLinear(GivensCircuit.clements(6), strategy="materialize").double()
+    layer.requires_grad_(False)
+    x = torch.randn(5, 6, dtype=F64, requires_grad=True)
+    layer(x).sum().backward()
+    assert layer._weight_cache  # U kept although gradients were on
+    u = layer.to_dense()
+    torch.testing.assert_close(x.grad, u.sum(0).expand_as(x))
+    with torch.no_grad():
+        layer.angles.mul_(-1.0)
+    torch.testing.assert_close(layer(x).detach(), x.detach() @ layer.to_dense().T)

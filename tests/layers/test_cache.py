@@ -17,7 +17,16 @@ from torch.nn import functional as F  # noqa: N812
 from torch.nn.utils import parametrize
 
 import tnlayers
-from tnlayers import KronLinear, MPOConv2d, MPOLinear, QubitCircuit, QubitCircuitLinear, TNLinear
+from tnlayers import (
+    GivensCircuit,
+    GivensLinear,
+    KronLinear,
+    MPOConv2d,
+    MPOLinear,
+    QubitCircuit,
+    QubitCircuitLinear,
+    TNLinear,
+)
 
 LAYERS = {
     "TNLinear": lambda: TNLinear(tnlayers.mpo((4, 4), (4, 4), 3), strategy="materialize"),
@@ -27,6 +36,7 @@ LAYERS = {
     "QubitCircuitLinear": lambda: QubitCircuitLinear(
         QubitCircuit(3).ry(0).ry(1).rx(2).cnot(0, 1).rzz(1, 2), strategy="materialize"
     ),
+    "GivensLinear": lambda: GivensLinear(GivensCircuit.clements(6), strategy="materialize"),
 }
 
 
@@ -46,7 +56,7 @@ def _reference(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
             kernel = weight.reshape(layer.out_channels, layer.in_channels, *layer.kernel_size)
             return F.conv2d(x, kernel, layer.bias, layer.stride, layer.padding, layer.dilation)
         y = x @ weight.T
-        if layer.bias is not None:
+        if getattr(layer, "bias", None) is not None:
             y = y + layer.bias
         if isinstance(layer, KronLinear) and layer.kron_bias() is not None:
             y = y + layer.kron_bias()

@@ -35,8 +35,8 @@ from .givens_plan import GivensPlan
 
 __all__ = [
     "apply_segments",
+    "circuit_matrix",
     "givens_forward",
-    "givens_matrix",
     "rotate_rows",
     "rotation_blocks",
     "segment_blocks",
@@ -347,11 +347,11 @@ def givens_forward(
     return x @ matrix.T
 
 
-def givens_matrix(blocks: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
-    """The circuit's ``n × n`` matrix ``U`` from its gate blocks."""
-    n = plan.circuit.n
-    eye = torch.eye(n, dtype=blocks.dtype, device=blocks.device)
-    return apply_segments(eye, segment_blocks(plan, blocks), _windows(plan, blocks.device))
+def circuit_matrix(blocks: torch.Tensor, plan: GivensPlan, strategy: str) -> torch.Tensor:
+    """The circuit's ``n × n`` matrix ``U`` from its gate blocks, applying the circuit to the
+    identity's columns by ``strategy`` (any but ``"materialize"``, which builds it this way)."""
+    eye = torch.eye(plan.circuit.n, dtype=blocks.dtype, device=blocks.device)
+    return givens_forward(eye, blocks, plan, strategy).T
 
 
 # ---------------------------------------------------------------- the compiled path

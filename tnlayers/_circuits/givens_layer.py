@@ -22,8 +22,15 @@ from .._layers.strategy import (
     itemsize_of,
     time_strategies,
 )
+from .._layers.weight_cache import WeightCache
 from .declare import GivensCircuit
-from .givens_exec import givens_apply, givens_forward, givens_matrix, plan_token, rotation_blocks
+from .givens_exec import (
+    circuit_matrix,
+    givens_apply,
+    givens_forward,
+    plan_token,
+    rotation_blocks,
+)
 from .givens_plan import STRATEGIES, GivensPlan, givens_plan, givens_report
 
 __all__ = ["GivensLinear"]
@@ -51,7 +58,13 @@ class _Decision(NamedTuple):
 
 
 def _decide(
-    config: int, rows: int, training: bool, device_type: str, dtype_name: str, option: str
+    config: int,
+    rows: int,
+    training: bool,
+    device_type: str,
+    dtype_name: str,
+    option: str,
+    cached: bool = True,
 ) -> _Decision:
     """What runs for these arguments: a look-up that never times (as ``decide`` for networks).
 
@@ -59,6 +72,10 @@ def _decide(
     it; ``"model"`` takes the cost model's choice; ``"auto"`` takes it too unless the two best
     predictions are within ``AUTO_TIMING_MARGIN``, where the first call at this size times the
     strategies and the fastest runs from then on; ``"autotune"`` always times.
+
+    ``cached``: an inference call of *materialize* reuses the layer's cached ``U`` (eager
+    layers). Compiled graphs keep no cache, so they decide with ``cached=False`` and ignore
+    timings, which eager calls measured with the cache.
     """
     network, _, _, (_, segment_gates) = REGISTRY.config(config)
     circuit = cast(GivensCircuit, network)  # see _circuit_key
@@ -69,12 +86,12 @@ def _decide(
     )  # fmt: skip
     itemsize = itemsize_of(dtype_name)
     predicted: dict[str, float] = {
-        s: plan.time(s, rows, training, model, itemsize) for s in plan.strategies
+        s: plan.time(s, rows, training, model, itemsize, cached=cached) for s in plan.strategies
     }
     if option in STRATEGIES:
         return _Decision(plan, option, "forced", predicted, None)
     best = min(predicted, key=predicted.__getitem__)
-    if option == "model":
+    if option == "model" or (not cached and not training):
         return _Decision(plan, best, "model", predicted, None)
     timing = REGISTRY.timing((config, rows, dtype_name, device_type, training))
     if timing is False:  # nothing recorded: the first call at this size times if it must
@@ -95,7 +112,7 @@ def _compiled_schedule(
     config: int, rows: int, training: bool, device_type: str, dtype_name: str, option: str
 ) -> tuple[int, str]:
     """The plan token and strategy for the compiled path: a constant at trace time."""
-    found = _decide(config, rows, training, device_type, dtype_name, option)
+    found = _decide(config, rows, training, device_type, dtype_name, option, cached=False)
     return plan_token(found.plan), found.strategy
 
 
@@ -191,6 +208,9 @@ class GivensLinear(nn.Module):
         # Applied to the gate blocks before use: an extension point for perturbing the gate
         # entries themselves (Chen et al.'s attack form ②, see tnlayers.circuits.ParameterAttack).
         self.block_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # U for inference calls that materialize it, checked against the angles on every call
+        # (see _layers/weight_cache.py); never with a block_transform, which it cannot check.
+        self._weight_cache = WeightCache()
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -258,7 +278,12 @@ class GivensLinear(nn.Module):
             if training:
                 torch.autograd.grad(y.sum(), copy)
 
-        runs: dict[str, Callable[[], None]] = {s: partial(run, s) for s in plan.strategies}
+        runs: dict[str, Callable[[], object]] = {s: partial(run, s) for s in plan.strategies}
+        if not training and self.block_transform is None:
+            # Inference reuses the cached U, so only the GEMM recurs per call.
+            with torch.no_grad():
+                matrix = self._build_matrix(self.gate_blocks(copy), plan)
+            runs["materialize"] = partial(torch.matmul, x, matrix.T)
         with torch.set_grad_enabled(training):
             return time_strategies(runs, angles.device)
 
@@ -318,6 +343,8 @@ class GivensLinear(nn.Module):
                     "; the layer's first call at this size times the strategies and keeps the "
                     "fastest (ask with measure=True to time now)"
                 )
+        if chosen == "materialize" and not training and self.block_transform is None:
+            reason += "; U is built once and reused while the angles are unchanged"
         return givens_report(
             found.plan,
             batch,
@@ -328,6 +355,7 @@ class GivensLinear(nn.Module):
             MachineModel.for_device(self.angles.device.type),
             self.angles.element_size(),
             None if found.timing is None else dict(found.timing.seconds),
+            cached=self.block_transform is None,
         )
 
     # ------------------------------------------------------------------ weights
@@ -341,7 +369,19 @@ class GivensLinear(nn.Module):
 
     def to_dense(self) -> torch.Tensor:
         """The circuit's matrix ``U``, shape ``(n, n)``; differentiable."""
-        return givens_matrix(self.gate_blocks(), self._decision(self.n, False).plan)
+        return self._build_matrix(self.gate_blocks(), self._decision(self.n, False).plan)
+
+    def _build_matrix(self, blocks: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
+        """``U`` from the gate blocks: the circuit applied to the identity's ``n`` columns by
+        the strategy the cost model predicts fastest for them (the tiles, for Clements and Reck
+        circuits, take a tenth of the time of the segments there at n = 784)."""
+        model = MachineModel.for_device(blocks.device.type)
+        itemsize = blocks.element_size()
+        strategy = min(
+            (s for s in plan.strategies if s != "materialize"),
+            key=lambda s: plan.time(s, self.n, False, model, itemsize),
+        )
+        return circuit_matrix(blocks, plan, strategy)
 
     def gate_tensors(self) -> dict[str, torch.Tensor]:
         """Every gate as a dense ``n × n`` tensor, keyed as in ``circuit.network()``.
@@ -385,8 +425,8 @@ class GivensLinear(nn.Module):
         return y.square() if self.output == "probabilities" else y
 
     def _rotate(self, x2: torch.Tensor, angles: torch.Tensor, training: bool) -> torch.Tensor:
-        blocks = self.gate_blocks(angles)
         if torch.compiler.is_compiling():
+            blocks = self.gate_blocks(angles)
             token, strategy = _compiled_schedule(
                 self._config,
                 x2.shape[0],
@@ -398,5 +438,17 @@ class GivensLinear(nn.Module):
             y = givens_apply(x2.contiguous(), blocks, token, strategy)
         else:
             found = self._decision(x2.shape[0], training, angles, measure=True)
-            y = givens_forward(x2, blocks, found.plan, found.strategy)
+            frozen = not (torch.is_grad_enabled() and angles.requires_grad)
+            if found.strategy == "materialize" and frozen and self.block_transform is None:
+                # Gradients still reach the input through the GEMM.
+                return x2 @ self._cached_matrix(angles, found.plan).T
+            y = givens_forward(x2, self.gate_blocks(angles), found.plan, found.strategy)
         return y
+
+    def _cached_matrix(self, angles: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
+        """``U`` for an inference call: cached while the angles stay bit-identical."""
+        matrix = self._weight_cache.lookup([angles], needs_grad=False)
+        if matrix is None:
+            matrix = self._build_matrix(self.gate_blocks(angles), plan)
+            self._weight_cache.store([angles], matrix, needs_grad=False)
+        return matrix

@@ -279,6 +279,8 @@ class GivensPlan:
         training: bool,
         model: MachineModel,
         itemsize: int,
+        *,
+        cached: bool = False,
     ) -> float:
         """Predicted seconds of a forward pass (and backward, if ``training``).
 
@@ -286,7 +288,13 @@ class GivensPlan:
         kernels, not permute–reshape–matmul steps); the small block products run at the
         planner's GEMM efficiency for their size; elementwise passes at ``_PASS_SHARE`` of its
         bandwidth. Both shares were fitted to `benchmarks/bench_givens.py` on the project CPU.
+
+        ``cached``: a forward pass of *materialize* reuses ``U`` built by an earlier call (a
+        layer's inference cache), so it is the GEMM alone.
         """
+        if cached and strategy == "materialize" and not training:
+            gemm = 2 * batch * self.circuit.n**2
+            return model.op_overhead * _CALL_SHARE + gemm / model.peak_flops
         calls: float = self.calls(strategy)
         flops = self.flops(strategy, batch)
         moved = self.moved(strategy, batch) * itemsize
@@ -350,11 +358,14 @@ def givens_report(
     model: MachineModel,
     itemsize: int,
     measured_s: dict[str, float] | None = None,
+    *,
+    cached: bool = False,
 ) -> CostReport:
     """The cost report of a Givens circuit run by ``plan``: its strategies and the choice.
 
     ``flops`` and ``calls`` count the real work of the structure (two coordinates per rotation),
-    not the dense ``n × n`` products of the gate-node network.
+    not the dense ``n × n`` products of the gate-node network. ``cached``: the layer keeps ``U``
+    between inference calls, so *materialize*'s forward pass is its GEMM.
     """
     c = plan.circuit
     strategies: dict[str, StrategyCost] = {}
@@ -368,9 +379,10 @@ def givens_report(
             calls=plan.calls(name),
             largest_intermediate=largest,
             saved_for_backward=saved,
-            predicted_time_s=plan.time(name, batch, False, model, itemsize),
+            predicted_time_s=plan.time(name, batch, False, model, itemsize, cached=cached),
             predicted_training_time_s=plan.time(name, batch, True, model, itemsize),
             forms_dense_weight=name == "materialize",
+            cached_flops=2 * batch * c.n**2 if cached and name == "materialize" else None,
         )
     naive = 2 * c.num_gates * c.n**2 * batch
     return CostReport(
