@@ -301,16 +301,18 @@ def tiled_forward(state: torch.Tensor, blocks: torch.Tensor, plan: GivensPlan) -
     # blocks keep zero.
     shift = r
     padded = torch.nn.functional.pad(state, (0, 0, r, tiles.rows - r - n))
-    first = 0
-    for offset, count in tiles.stages:
+    # Every stage has the same number of windows, so the slots split into one view per stage:
+    # unbind's backward stacks the stages' gradients once, where slicing each stage out of
+    # ``mats`` zero-filled a gradient of all the slots per stage (a third of a training step).
+    per_stage = mats.view(len(tiles.stages), -1, w, w).unbind(0)
+    for (offset, count), stage_mats in zip(tiles.stages, per_stage, strict=True):
         wanted = r - offset
         if wanted != shift:
             move = wanted - shift
             padded = torch.nn.functional.pad(padded, (0, 0, move, -move))
             shift = wanted
         windows = padded.view(count, w, columns)
-        padded = torch.bmm(mats[first : first + count], windows).view(count * w, columns)
-        first += count
+        padded = torch.bmm(stage_mats, windows).view(count * w, columns)
     return padded[shift : shift + n]
 
 
