@@ -171,7 +171,10 @@ def asap_layers(pairs: Sequence[tuple[int, ...]], width: int) -> tuple[tuple[int
     ready = [0] * width
     layers: list[list[int]] = []
     for t, wires in enumerate(pairs):
-        level = max(ready[w] for w in wires)
+        level = 0
+        for w in wires:  # a plain loop: planners call this for ~10⁵ small segments and tiles
+            if ready[w] > level:
+                level = ready[w]
         if level == len(layers):
             layers.append([])
         layers[level].append(t)

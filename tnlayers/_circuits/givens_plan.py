@@ -126,7 +126,7 @@ def tile_plan(circuit: GivensCircuit, radius: int) -> TilePlan | None:
     if any(abs(p - q) != 1 for p, q in circuit.pairs):
         return None
     width = 2 * radius
-    time_of = {g: t for t, layer in enumerate(circuit.layers) for g in layer}
+    time_of = _layer_of(circuit)
     tiles: dict[tuple[int, int], list[int]] = {}
     for g, (p, q) in enumerate(circuit.pairs):
         i, t = min(p, q), time_of[g]
@@ -160,6 +160,16 @@ def tile_plan(circuit: GivensCircuit, radius: int) -> TilePlan | None:
     )
     slots = count * len(stage_ids)
     return TilePlan(radius, rows, stages, slots, len(tiles), tuple(place), build)
+
+
+@lru_cache(maxsize=64)
+def _layer_of(circuit: GivensCircuit) -> tuple[int, ...]:
+    """Each gate's layer in the circuit (the same for every tile radius)."""
+    layer_of = [0] * circuit.num_gates
+    for t, layer in enumerate(circuit.layers):
+        for g in layer:
+            layer_of[g] = t
+    return tuple(layer_of)
 
 
 # Compared and hashed by identity: plans are cached per (circuit, segment length), and the
@@ -441,19 +451,32 @@ def _segments(circuit: GivensCircuit, max_gates: int) -> tuple[Segment, ...]:
         )
         segments.append(Segment(start, stop, tuple(sorted(support)), kind))
 
+    steps = _staircase_steps(circuit)
     start, support, direction = 0, set(pairs[0]), None
     for t in range(1, len(pairs)):
-        step = _step(pairs[t - 1], pairs[t])
+        step = steps[t]
         if t - start == 1:
             direction = step if step is not None else 0
-        grown = support | set(pairs[t])
+        p, q = pairs[t]
+        # Grown in place (a closed segment keeps its own set): copying the support for every
+        # gate cost seconds per segment length on circuits of n²/2 gates.
+        grown = len(support) + (p not in support) + (q not in support)
         breaks = direction in (1, -1) and step != direction
-        if t - start >= max_gates or len(grown) > 2 * max_gates or breaks:
+        if t - start >= max_gates or grown > 2 * max_gates or breaks:
             close(start, t, support, direction if t - start > 1 else None)
-            start, grown, direction = t, set(pairs[t]), None
-        support = grown
+            start, support, direction = t, {p, q}, None
+        else:
+            support.update((p, q))
     close(start, len(pairs), support, direction if len(pairs) - start > 1 else None)
     return tuple(segments)
+
+
+@lru_cache(maxsize=64)
+def _staircase_steps(circuit: GivensCircuit) -> tuple[int | None, ...]:
+    """``_step`` from each gate's predecessor (``None`` for the first): the same for every
+    segment length, so computed once per circuit."""
+    pairs = circuit.pairs
+    return (None, *(_step(pairs[t - 1], pairs[t]) for t in range(1, len(pairs))))
 
 
 def _interleave(
@@ -486,17 +509,16 @@ def _plan_with(circuit: GivensCircuit, max_gates: int) -> GivensPlan:
     for g, i in enumerate(generals):
         seg = segments[i]
         local = {c: k for k, c in enumerate(seg.support)}
-        pairs = circuit.pairs[seg.start : seg.stop]
-        for level, layer in enumerate(asap_layers(pairs, circuit.n)):
+        # In the segment's own coordinates: scheduling over all n coordinates allocated an
+        # n-long list per segment (seconds for a Clements circuit at n = 784).
+        pairs = [(local[p], local[q]) for p, q in circuit.pairs[seg.start : seg.stop]]
+        for level, layer in enumerate(asap_layers(pairs, len(seg.support))):
             rows, ids = by_level.setdefault(level, ([], []))
             for t in layer:
                 p, q = pairs[t]
-                rows.append((g * width + local[p], g * width + local[q]))
+                rows.append((g * width + p, g * width + q))
                 ids.append(seg.start + t)
     build = tuple(_interleave(*by_level[level]) for level in sorted(by_level))
-    rotate = tuple(
-        _interleave([circuit.pairs[t] for t in layer], list(layer)) for layer in circuit.layers
-    )
     return GivensPlan(
         circuit,
         max_gates,
@@ -508,7 +530,17 @@ def _plan_with(circuit: GivensCircuit, max_gates: int) -> GivensPlan:
         tuple(segments[i].kind == "descending" for i in staircases),
         generals,
         build,
-        rotate,
+        _rotate_layers(circuit),
+    )
+
+
+@lru_cache(maxsize=64)
+def _rotate_layers(
+    circuit: GivensCircuit,
+) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """The layered strategy's layers: the same for every segment length, so built once."""
+    return tuple(
+        _interleave([circuit.pairs[t] for t in layer], list(layer)) for layer in circuit.layers
     )
 
 
