@@ -112,3 +112,24 @@ def test_every_lazy_name_resolves_to_what_type_checkers_see():
         expected = loaded if attribute is None else getattr(loaded, attribute)
         assert getattr(tnlayers, name) is expected, name
     assert set(tnlayers._LAZY) <= set(tnlayers.__all__)
+
+
+def test_the_lazy_table_and_the_type_checking_imports_list_the_same_names():
+    # tnlayers/__init__.py names each lazy object twice: in _LAZY (what runs) and under
+    # TYPE_CHECKING (what type checkers and the API docs see). They must not drift apart.
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+    )
+    seen: dict[str, tuple[str, str | None]] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.dump(node)
+        for alias in node.names:
+            assert alias.asname == alias.name, "re-export as the same name"
+            if node.module is None:  # from . import analysis as analysis: a subpackage
+                seen[alias.name] = (f".{alias.name}", None)
+            else:
+                seen[alias.name] = (f".{node.module}", alias.name)
+    assert seen == tnlayers._LAZY
