@@ -559,6 +559,14 @@ def test_a_block_transform_is_applied_on_every_inference_call() -> None:
             torch.testing.assert_close(layer(x), x @ u.T)
         layer.block_transform = None
         torch.testing.assert_close(layer(x), x @ layer.to_dense().T)
+    # The cost model weighs U's build on every call when a transform is set, and the report
+    # predicts what runs.
+    model = GivensLinear(GivensCircuit.reck(64))
+    assert model.chosen_strategy(256, training=False) == "materialize"
+    model.block_transform = lambda blocks: blocks
+    assert model.chosen_strategy(256, training=False) == "tiled"
+    report = model.cost(256, mode="inference")
+    assert report.strategy == "tiled" and "built once" not in report.reason
 
 
 def test_compiled_inference_decides_without_the_cache() -> None:

@@ -252,16 +252,19 @@ class GivensLinear(nn.Module):
         (the forward pass does; queries do not unless asked)."""
         angles = self.angles if angles is None else angles
         key = (batch, training, angles.device.type, dtype_name(angles.dtype))
-        cache_key = (*key, self.strategy)  # the option may be reassigned after construction
+        # Inference keeps U unless a block transform must run on every call; both it and the
+        # strategy option may be reassigned after construction.
+        cached = self.block_transform is None
+        cache_key = (*key, self.strategy, cached)
         found = self._schedules.get(cache_key)
         if found is None:
-            found = _decide(self._config, *key, self.strategy)
+            found = _decide(self._config, *key, self.strategy, cached)
             if measure and found.basis == "untimed":
                 # The first call at this size times the strategies; the registry keeps the
                 # result for every later look-up (and every layer of the same circuit).
                 timing = self._time(found.plan, batch, training, angles)
                 REGISTRY.record((self._config, batch, key[3], key[2], training), timing)
-                found = _decide(self._config, *key, self.strategy)
+                found = _decide(self._config, *key, self.strategy, cached)
             if found.basis != "untimed":  # final: cache it (bounded: batch sizes vary freely)
                 if len(self._schedules) >= _MAX_SCHEDULES:
                     del self._schedules[next(iter(self._schedules))]
