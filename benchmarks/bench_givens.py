@@ -85,6 +85,30 @@ def run(
                     f"{cells} | auto={chosen}",
                     flush=True,
                 )
+                print(f"{'':<9}{predictions(auto, batch, backward, best, strategies)}", flush=True)
+
+
+def predictions(
+    layer: tnlayers.GivensLinear,
+    batch: int,
+    backward: bool,
+    best: dict[str, float],
+    strategies: tuple[str, ...],
+) -> str:
+    """The chosen strategy's forced time over the best forced one, and the cost model's
+    predicted time of each forced strategy with its error against the measured one."""
+    report = layer.cost(batch, mode="training" if backward else "inference")
+    forced = {s: best[s] for s in strategies if s in best}
+    cells = []
+    if report.strategy in forced:
+        cells.append(f"chosen/best {forced[report.strategy] / min(forced.values()):4.2f}")
+    guesses = []
+    for name, measured in forced.items():
+        cost = report.strategies[name]
+        guess = cost.predicted_training_time_s if backward else cost.predicted_time_s
+        guesses.append(f"{name[:5]} {guess * 1e3:.3g} ms ({guess / measured - 1:+.0%})")
+    cells.append("predicted " + ", ".join(guesses))
+    return " | ".join(cells)
 
 
 def main() -> None:

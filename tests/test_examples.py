@@ -55,6 +55,15 @@ def test_training_benchmark_runs_in_quick_mode():
 
 
 @pytest.mark.slow
+def test_givens_benchmark_runs_in_quick_mode():
+    # Part of the GPU run too; each row is followed by the cost model's predictions and errors.
+    script = Path(__file__).parent.parent / "benchmarks" / "bench_givens.py"
+    stdout = _run(script, "--quick", cwd=script.parent)
+    assert stdout.count("chosen/best") == stdout.count("auto=") == 6
+    assert "predicted layer" in stdout and "tiled" in stdout
+
+
+@pytest.mark.slow
 def test_the_recorded_benchmark_tables_still_parse_into_plots(tmp_path):
     script = Path(__file__).parent.parent / "benchmarks" / "plot_tables.py"
     stdout = _run(script, "--out", str(tmp_path), timeout=120)
