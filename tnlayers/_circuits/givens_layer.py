@@ -315,10 +315,12 @@ class GivensLinear(nn.Module):
     ) -> CostReport:
         """The [`CostReport`][tnlayers.CostReport] of this layer at ``batch`` rows.
 
-        Its strategies are ``layered``, ``blocked`` and ``materialize``; the chosen one is what
-        the forward pass runs (the same look-up). With ``strategy="auto"`` where the cost
-        model's two best predictions are close (or ``"autotune"``), the first forward pass at
-        this size times the strategies; ``measure=True`` times them now.
+        Its strategies are ``layered``, ``blocked``, ``materialize`` and (for circuits of
+        neighbouring planes) ``tiled``; the chosen one is what the forward pass runs (the same
+        look-up). In inference *materialize* is one GEMM by the cached ``U``. With
+        ``strategy="auto"`` where the cost model's two best predictions are close (or
+        ``"autotune"``), the first forward pass at this size times the strategies;
+        ``measure=True`` times them now.
         """
         if mode not in ("training", "inference"):
             raise OptionError(f"mode must be 'training' or 'inference', got {mode!r}")
