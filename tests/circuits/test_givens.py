@@ -573,7 +573,7 @@ def test_compiled_inference_decides_without_the_cache() -> None:
     # Graphs keep no cache: rebuilding U per call must be weighed as such (Reck, n = 64: the
     # tiles win), and a timing measured with the cache must not decide for them.
     layer = GivensLinear(GivensCircuit.reck(64))
-    assert _decide(layer._config, 256, False, "cpu", "float32", "model").strategy == ("materialize")
+    assert _decide(layer._config, 256, False, "cpu", "float32", "model").strategy == "materialize"
     uncached = _decide(layer._config, 256, False, "cpu", "float32", "auto", cached=False)
     assert uncached.strategy == "tiled" and uncached.basis == "model"
 
