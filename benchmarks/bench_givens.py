@@ -8,7 +8,7 @@ call takes seconds, and skipped where its FLOPs or the gates' memory would be pr
 other cell is a median over repeats, best of ``--passes`` interleaved passes, printed as a ratio
 to ``nn.Linear``.
 
-    python benchmarks/bench_givens.py [--quick] [--passes 2] [--device cuda]
+    python benchmarks/bench_givens.py [--quick] [--passes 2] [--device cuda] [--batch 256]
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--sizes", help="comma-separated n (default: the table's)")
     parser.add_argument("--strategies", help="comma-separated forced strategies (default: all)")
     parser.add_argument("--layouts", help="comma-separated layouts (default: all)")
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"rows (default {BATCH})")
     args = parser.parse_args()
     print(machine_line(args.device))
     strategies = tuple(args.strategies.split(",")) if args.strategies else STRATEGIES
@@ -124,7 +125,7 @@ def main() -> None:
         run(1, 0.02, (16,), 8, args.device, strategies, layouts)
     else:
         sizes = tuple(int(n) for n in args.sizes.split(",")) if args.sizes else SIZES
-        run(args.passes, 0.4, sizes, BATCH, args.device, strategies, layouts)
+        run(args.passes, 0.4, sizes, args.batch, args.device, strategies, layouts)
 
 
 if __name__ == "__main__":

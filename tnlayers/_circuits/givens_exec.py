@@ -340,19 +340,19 @@ def givens_forward(
         return rotate_rows(x.T.contiguous(), blocks, layers).T
     if strategy == "tiled":
         return tiled_forward(x.T, blocks, plan).T
-    mats = segment_blocks(plan, blocks)
-    windows = _windows(plan, x.device)
     if strategy == "blocked":
-        return apply_segments(x.T.contiguous(), mats, windows).T
-    n = plan.circuit.n
-    matrix = apply_segments(torch.eye(n, dtype=blocks.dtype, device=blocks.device), mats, windows)
-    return x @ matrix.T
+        mats = segment_blocks(plan, blocks)
+        return apply_segments(x.T.contiguous(), mats, _windows(plan, x.device)).T
+    return x @ circuit_matrix(blocks, plan, plan.build).T
 
 
 def circuit_matrix(blocks: torch.Tensor, plan: GivensPlan, strategy: str) -> torch.Tensor:
     """The circuit's ``n × n`` matrix ``U`` from its gate blocks, applying the circuit to the
-    identity's columns by ``strategy`` (any but ``"materialize"``, which builds it this way)."""
+    identity's columns by ``strategy`` (any but ``"materialize"``, which builds it this way:
+    by the plan's ``build``)."""
     eye = torch.eye(plan.circuit.n, dtype=blocks.dtype, device=blocks.device)
+    if strategy == "blocked":  # the segments applied to the identity's rows give U itself
+        return apply_segments(eye, segment_blocks(plan, blocks), _windows(plan, blocks.device))
     return givens_forward(eye, blocks, plan, strategy).T
 
 

@@ -377,16 +377,11 @@ class GivensLinear(nn.Module):
         return self._build_matrix(self.gate_blocks(), self._decision(self.n, False).plan)
 
     def _build_matrix(self, blocks: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
-        """``U`` from the gate blocks: the circuit applied to the identity's ``n`` columns by
-        the strategy the cost model predicts fastest for them (the tiles, for Clements and Reck
-        circuits, take a tenth of the time of the segments there at n = 784)."""
-        model = MachineModel.for_device(blocks.device.type)
-        itemsize = blocks.element_size()
-        strategy = min(
-            (s for s in plan.strategies if s != "materialize"),
-            key=lambda s: plan.time(s, self.n, False, model, itemsize),
-        )
-        return circuit_matrix(blocks, plan, strategy)
+        """``U`` from the gate blocks, built as *materialize* builds it: the circuit applied
+        to the identity's ``n`` columns by the strategy the cost model predicts fastest for
+        them (``plan.build``; the tiles, for Clements and Reck circuits, take a tenth of the
+        time of the segments at n = 784)."""
+        return circuit_matrix(blocks, plan, plan.build)
 
     def gate_tensors(self) -> dict[str, torch.Tensor]:
         """Every gate as a dense ``n × n`` tensor, keyed as in ``circuit.network()``.

@@ -206,6 +206,10 @@ class GivensPlan:
     tiles
         The light-cone tiling of the ``tiled`` strategy; ``None`` where it does not apply (a
         gate joins planes that are not neighbours).
+    build
+        How *materialize* builds ``U``: the strategy that applies the circuit to the
+        identity's ``n`` columns fastest (``"blocked"``: the segments; ``"tiled"`` wins for
+        Reck and Clements circuits from n ≈ 100 on).
     """
 
     circuit: GivensCircuit
@@ -220,6 +224,7 @@ class GivensPlan:
     build_layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
     rotate_layers: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
     tiles: TilePlan | None = None
+    build: GivensStrategy = "blocked"
 
     @property
     def strategies(self) -> tuple[GivensStrategy, ...]:
@@ -233,10 +238,11 @@ class GivensPlan:
         if strategy == "tiled":
             tiles = self.tiling()
             return 3 * len(tiles.build_layers) + 2 * len(tiles.stages) + 6
+        if strategy == "materialize":  # U from the identity, then one GEMM
+            return self.calls(self.build) + 1
         # The staircases' closed form is about twenty vectorised calls, whatever their number.
         build = 3 * len(self.build_layers) + (20 if self.staircases else 0) + 1
-        apply = sum(2 if s.span else 3 for s in self.segments)
-        return build + apply + (1 if strategy == "materialize" else 0)
+        return build + sum(2 if s.span else 3 for s in self.segments)
 
     def tiling(self) -> TilePlan:
         """The light-cone tiling; an ``OptionError`` where it does not apply."""
@@ -257,10 +263,10 @@ class GivensPlan:
             tiles = self.tiling()
             w = tiles.width
             return 8 * gates * w + sum(2 * count * w * w * batch for _, count in tiles.stages)
+        if strategy == "materialize":
+            return self.flops(self.build, n) + 2 * batch * n * n
         build = 8 * gates * self.width
-        columns = n if strategy == "materialize" else batch
-        apply = sum(2 * len(s.support) ** 2 * columns for s in self.segments)
-        return build + apply + (2 * batch * n * n if strategy == "materialize" else 0)
+        return build + sum(2 * len(s.support) ** 2 * batch for s in self.segments)
 
     def moved(self, strategy: GivensStrategy, batch: int) -> int:
         """Elements read and written by one forward pass."""
@@ -274,13 +280,13 @@ class GivensPlan:
             w = tiles.width
             build = 4 * self.circuit.num_gates * w + 2 * tiles.tiles * w * w + tiles.slots * w * w
             return build + sum((2 * count * w + tiles.rows) * batch for _, count in tiles.stages)
+        if strategy == "materialize":  # U from the identity; the GEMM reads x and U
+            return self.moved(self.build, n) + batch * n + n * n
         # The staircases' closed form makes about sixteen elementwise passes over its blocks.
         stairs = 16 * len(self.staircases) * (self.segment_gates + 1) ** 2
         general = 4 * 2 * sum(self.segments[i].stop - self.segments[i].start for i in self.generals)
-        columns = n if strategy == "materialize" else batch
-        apply = sum(3 * len(s.support) * columns for s in self.segments)
-        dense = batch * n + n * n if strategy == "materialize" else 0
-        return stairs + general * self.width + apply + dense
+        apply = sum(3 * len(s.support) * batch for s in self.segments)
+        return stairs + general * self.width + apply
 
     def time(
         self,
@@ -299,12 +305,24 @@ class GivensPlan:
         planner's GEMM efficiency for their size; elementwise passes at ``_PASS_SHARE`` of its
         bandwidth. Both shares were fitted to `benchmarks/bench_givens.py` on the project CPU.
 
-        ``cached``: a forward pass of *materialize* reuses ``U`` built by an earlier call (a
-        layer's inference cache), so it is the GEMM alone.
+        *materialize* is its build (``build`` applied to the identity's ``n`` columns) plus
+        one full-size GEMM. ``cached``: a forward pass of *materialize* reuses ``U`` built by an
+        earlier call (a layer's inference cache), so it is the GEMM alone.
         """
-        if cached and strategy == "materialize" and not training:
-            gemm = 2 * batch * self.circuit.n**2
-            return model.op_overhead * _CALL_SHARE + gemm / model.peak_flops
+        if strategy == "materialize":
+            n = self.circuit.n
+            gemm = 2 * batch * n * n
+            if cached and not training:
+                return model.op_overhead * _CALL_SHARE + gemm / model.peak_flops
+            scale = 3 if training else 1
+            gemm_calls = 1 + _BACKWARD_CALLS if training else 1
+            gemm_moved = (batch * n + n * n) * itemsize * scale
+            return (
+                self.time(self.build, n, training, model, itemsize)
+                + gemm_calls * model.op_overhead * _CALL_SHARE
+                + gemm_moved / (model.bandwidth * _PASS_SHARE)
+                + gemm * scale / model.peak_flops
+            )
         calls: float = self.calls(strategy)
         flops = self.flops(strategy, batch)
         moved = self.moved(strategy, batch) * itemsize
@@ -314,15 +332,11 @@ class GivensPlan:
             return calls * model.op_overhead * _CALL_SHARE + moved / (model.bandwidth * _PASS_SHARE)
         side = self.tiling().width if strategy == "tiled" else self.width
         eff = (side / (side + model.half_dim)) ** 2
-        gemm = 2 * batch * self.circuit.n**2 * (3 if training else 1)
-        if strategy == "materialize":  # the final GEMM runs at full size
-            flops -= gemm
-        seconds = (
+        return (
             calls * model.op_overhead * _CALL_SHARE
             + flops / (model.peak_flops * eff)
             + moved / (model.bandwidth * _PASS_SHARE)
         )
-        return seconds + (gemm / model.peak_flops if strategy == "materialize" else 0.0)
 
     def choose(
         self, batch: int, training: bool, model: MachineModel, itemsize: int = 4
@@ -348,14 +362,11 @@ def _saved_and_largest(plan: GivensPlan, strategy: GivensStrategy, batch: int) -
         stages = len(tiles.stages)
         saved = 2 * gates * w + tiles.slots * w * w + stages * tiles.rows * batch
         return saved, max(tiles.rows * batch, tiles.slots * w * w)
+    if strategy == "materialize":  # the build on n columns, and U for the GEMM's backward
+        saved, largest = _saved_and_largest(plan, plan.build, n)
+        return saved + n * n, max(largest, batch * n)
     count, w = len(plan.segments), plan.width
-    columns = n if strategy == "materialize" else batch
-    saved = count * w * w + count * w * columns
-    largest = max(n * columns, count * w * columns)
-    if strategy == "materialize":
-        saved += n * n  # U, for the final product's backward
-        largest = max(largest, batch * n)
-    return saved, largest
+    return count * w * w + count * w * batch, max(n * batch, count * w * batch)
 
 
 def givens_report(
@@ -580,12 +591,21 @@ def givens_plan(
         base = min(candidates, key=lambda p: p.time("blocked", batch, training, model, 4))
     radii = [r for r in _TILE_RADII if r == _TILE_RADII[0] or 2 * r <= circuit.n]
     tiled = [_with_tiles(base, r) for r in radii]
-    if tiled[0].tiles is None:  # not a circuit of neighbouring planes
-        return base
-    return min(tiled, key=lambda p: p.time("tiled", batch, training, model, 4))
+    chosen = base
+    if tiled[0].tiles is not None:  # a circuit of neighbouring planes
+        chosen = min(tiled, key=lambda p: p.time("tiled", batch, training, model, 4))
+    builds = [s for s in chosen.strategies if s != "materialize"]
+    n = circuit.n
+    return _with_build(chosen, min(builds, key=lambda s: chosen.time(s, n, training, model, 4)))
 
 
 _TILE_RADII = (4, 8, 16)
+
+
+@lru_cache(maxsize=256)
+def _with_build(plan: GivensPlan, build: GivensStrategy) -> GivensPlan:
+    """``plan`` with *materialize* building ``U`` by ``build`` (the same object per build)."""
+    return plan if plan.build == build else replace(plan, build=build)
 
 
 @lru_cache(maxsize=256)
