@@ -120,9 +120,10 @@ class GivensLinear(nn.Module):
     r"""``y = x Uᵀ`` with ``U`` a circuit of Givens rotations, one trainable angle per gate.
 
     The layer never forms an ``n × n`` matrix per gate: the circuit runs as layers of disjoint
-    rotations, as fused segments, or (for batches much larger than ``n``) materialized once per
-    step; the cost model picks per batch size and grad mode (see
-    [`cost`][tnlayers.GivensLinear.cost]).
+    rotations, as fused segments, as light-cone tiles (circuits of neighbouring planes), or (for
+    batches much larger than ``n``) materialized once per step; the cost model picks per batch
+    size and grad mode (see [`cost`][tnlayers.GivensLinear.cost]). In inference the
+    materialized ``U`` is kept while the angles stay unchanged, so a call is one GEMM.
 
     Parameters
     ----------
