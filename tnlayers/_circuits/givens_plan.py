@@ -423,6 +423,7 @@ def givens_report(
         details=(
             f"circuit      {c.num_gates} rotations, depth {c.depth}; {len(plan.segments)} "
             f"segments of ≤ {plan.segment_gates} gates (width {plan.width})",
+            f"materialize  builds U by the {plan.build} strategy on the identity's {c.n} columns",
         ),
         notes=(f"gate-by-gate dense products would take {naive:,} FLOPs per forward pass",),
         facts={
