@@ -616,3 +616,26 @@ def test_frozen_layers_cache_u_and_pass_gradients_to_the_input() -> None:
     with torch.no_grad():
         layer.angles.mul_(-1.0)
     torch.testing.assert_close(layer(x).detach(), x.detach() @ layer.to_dense().T)
+
+
+def test_auto_times_only_the_strategies_predicted_close_to_the_best(monkeypatch) -> None:
+    timed: list[set[str]] = []
+    real = givens_layer.time_strategies
+
+    def recording(runs, device):
+        timed.append(set(runs))
+        return real(runs, device)
+
+    monkeypatch.setattr(givens_layer, "time_strategies", recording)
+    layer = GivensLinear(GivensCircuit.clements(64))
+    predicted = layer.cost(256).strategies
+    times = {name: cost.predicted_training_time_s for name, cost in predicted.items()}
+    close = {name for name, t in times.items() if t <= 1.5 * min(times.values())}
+    assert layer.cost(256).basis == "untimed" and 2 <= len(close) < len(times)
+    layer(torch.randn(256, 64)).sum().backward()
+    assert timed == [close]  # the hopeless ones are not run at all
+    assert set(layer.cost(256).measured_s) == close
+    # An "autotune" layer of the same circuit still times every strategy.
+    tuned = GivensLinear(GivensCircuit.clements(64), strategy="autotune")
+    tuned(torch.randn(256, 64)).sum().backward()
+    assert timed[-1] == set(times)

@@ -94,6 +94,12 @@ def _decide(
     if option == "model" or (not cached and not training):
         return _Decision(plan, best, "model", predicted, None)
     timing = REGISTRY.timing((config, rows, dtype_name, device_type, training))
+    if (
+        isinstance(timing, Timing)
+        and option == "autotune"
+        and set(timing.seconds) != set(plan.strategies)
+    ):
+        timing = False  # an "auto" layer timed only the close candidates: time them all
     if timing is False:  # nothing recorded: the first call at this size times if it must
         untimed = option == "autotune" or _close_call(predicted)
         return _Decision(plan, best, "untimed" if untimed else "model", predicted, None)
@@ -139,7 +145,8 @@ class GivensLinear(nn.Module):
         As for [`TNLinear`][tnlayers.TNLinear], over this layer's strategies: ``"model"``
         (the circuit cost model ranks them per batch size and grad mode), ``"auto"`` (default:
         the same, but where the two best predictions are within 1.5× the first call at a size
-        times them), ``"autotune"`` (always time), or force one of
+        times every strategy predicted within 1.5× of the best), ``"autotune"`` (time all), or
+        force one of
         ``"layered" | "blocked" | "materialize" | "tiled"`` (``"tiled"``: circuits of
         neighbouring planes, such as the three layouts, only).
     segment_gates
@@ -261,9 +268,17 @@ class GivensLinear(nn.Module):
         if found is None:
             found = _decide(self._config, *key, self.strategy, cached)
             if measure and found.basis == "untimed":
-                # The first call at this size times the strategies; the registry keeps the
-                # result for every later look-up (and every layer of the same circuit).
-                timing = self._time(found.plan, batch, training, angles)
+                # The first call at this size times the strategies ("auto": those predicted
+                # within the margin of the best, not the hopeless ones — at n = 256 one call of
+                # the segments takes 0.2 s); the registry keeps the result for every later
+                # look-up (and every layer of the same circuit).
+                timed = found.plan.strategies
+                if self.strategy == "auto":
+                    fastest = min(found.predicted_s.values())
+                    timed = tuple(
+                        s for s in timed if found.predicted_s[s] <= AUTO_TIMING_MARGIN * fastest
+                    )
+                timing = self._time(found.plan, batch, training, angles, timed)
                 REGISTRY.record((self._config, batch, key[3], key[2], training), timing)
                 found = _decide(self._config, *key, self.strategy, cached)
             if found.basis != "untimed":  # final: cache it (bounded: batch sizes vary freely)
@@ -272,7 +287,14 @@ class GivensLinear(nn.Module):
                 self._schedules[cache_key] = found
         return found
 
-    def _time(self, plan: GivensPlan, rows: int, training: bool, angles: torch.Tensor) -> Timing:
+    def _time(
+        self,
+        plan: GivensPlan,
+        rows: int,
+        training: bool,
+        angles: torch.Tensor,
+        strategies: tuple[str, ...],
+    ) -> Timing:
         # Detached copies: timing must not touch the angles' .grad.
         x = torch.randn(rows, self.n, dtype=angles.dtype, device=angles.device)
         copy = angles.detach().clone().requires_grad_(training)
@@ -282,8 +304,8 @@ class GivensLinear(nn.Module):
             if training:
                 torch.autograd.grad(y.sum(), copy)
 
-        runs: dict[str, Callable[[], object]] = {s: partial(run, s) for s in plan.strategies}
-        if not training and self.block_transform is None:
+        runs: dict[str, Callable[[], object]] = {s: partial(run, s) for s in strategies}
+        if "materialize" in runs and not training and self.block_transform is None:
             # Inference reuses the cached U, so only the GEMM recurs per call.
             with torch.no_grad():
                 matrix = self._build_matrix(self.gate_blocks(copy), plan)
