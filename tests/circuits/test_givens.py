@@ -156,10 +156,14 @@ def test_light_cone_tiles_apply_any_circuit_of_neighbouring_planes(spec, radius,
     assert torch.allclose(y, x @ u.T, atol=1e-10)
     reference = givens_forward(x, blocks, plan, "layered")
     cotangent = torch.randn_like(y)
-    got = torch.autograd.grad(y, (x, blocks), cotangent)
     want = torch.autograd.grad(reference, (x, blocks), cotangent)
-    for a, b in zip(got, want, strict=True):
-        assert torch.allclose(a, b, atol=1e-10)
+    # materialize with U built by these tiles: the same values and gradients.
+    built = givens_forward(x, blocks, dataclasses.replace(plan, build="tiled"), "materialize")
+    assert torch.allclose(built, x @ u.T, atol=1e-10)
+    for output in (y, built):
+        got = torch.autograd.grad(output, (x, blocks), cotangent)
+        for a, b in zip(got, want, strict=True):
+            assert torch.allclose(a, b, atol=1e-10)
 
 
 def test_tiled_is_offered_only_for_neighbouring_planes() -> None:
