@@ -498,11 +498,22 @@ def _interleave(
 
 
 @lru_cache(maxsize=256)
-def _plan_with(circuit: GivensCircuit, max_gates: int) -> GivensPlan:
+def _sketch(circuit: GivensCircuit, max_gates: int) -> GivensPlan:
+    """The plan's segments without the blocks' build schedule: its predicted *blocked* time is
+    a lower bound of the full plan's (it misses only the build layers' calls), at a third of
+    the planning work, so the segment length can be chosen without planning every candidate."""
     segments = _segments(circuit, max_gates)
     staircases = tuple(i for i, seg in enumerate(segments) if seg.kind != "general")
     generals = tuple(i for i, seg in enumerate(segments) if seg.kind == "general")
     width = max([max_gates + 1 if staircases else 0] + [len(segments[i].support) for i in generals])
+    return GivensPlan(circuit, max_gates, segments, width, staircases, (), (), (), generals, (), ())
+
+
+@lru_cache(maxsize=256)
+def _plan_with(circuit: GivensCircuit, max_gates: int) -> GivensPlan:
+    sketch = _sketch(circuit, max_gates)
+    segments, staircases, generals = sketch.segments, sketch.staircases, sketch.generals
+    width = sketch.width
     stair_gates, stair_swap = [], []
     for i in staircases:
         seg = segments[i]
@@ -531,18 +542,13 @@ def _plan_with(circuit: GivensCircuit, max_gates: int) -> GivensPlan:
                 rows.append((g * width + p, g * width + q))
                 ids.append(seg.start + t)
     build = tuple(_interleave(*by_level[level]) for level in sorted(by_level))
-    return GivensPlan(
-        circuit,
-        max_gates,
-        segments,
-        width,
-        staircases,
-        tuple(stair_gates),
-        tuple(stair_swap),
-        tuple(segments[i].kind == "descending" for i in staircases),
-        generals,
-        build,
-        _rotate_layers(circuit),
+    return replace(
+        sketch,
+        stair_gates=tuple(stair_gates),
+        stair_swap=tuple(stair_swap),
+        stair_descending=tuple(segments[i].kind == "descending" for i in staircases),
+        build_layers=build,
+        rotate_layers=_rotate_layers(circuit),
     )
 
 
@@ -588,8 +594,7 @@ def givens_plan(
         lengths = [
             g for g in _SEGMENT_GATES if g == _SEGMENT_GATES[0] or g <= 2 * circuit.num_gates
         ]
-        candidates = [_plan_with(circuit, g) for g in lengths]
-        base = min(candidates, key=lambda p: p.time("blocked", batch, training, model, 4))
+        base = _fastest_segments(circuit, tuple(lengths), batch, training, model)
     radii = [r for r in _TILE_RADII if r == _TILE_RADII[0] or 2 * r <= circuit.n]
     tiled = [_with_tiles(base, r) for r in radii]
     chosen = base
@@ -598,6 +603,33 @@ def givens_plan(
     builds = [s for s in chosen.strategies if s != "materialize"]
     n = circuit.n
     return _with_build(chosen, min(builds, key=lambda s: chosen.time(s, n, training, model, 4)))
+
+
+def _fastest_segments(
+    circuit: GivensCircuit,
+    lengths: tuple[int, ...],
+    batch: int,
+    training: bool,
+    model: MachineModel,
+) -> GivensPlan:
+    """The full plan of the segment length with the least predicted *blocked* time (the first
+    such length on ties), planning in full only the lengths whose sketch could still win."""
+
+    def blocked(plan: GivensPlan) -> float:
+        return plan.time("blocked", batch, training, model, 4)
+
+    bounds = {g: blocked(_sketch(circuit, g)) for g in lengths}
+    best: tuple[float, int] | None = None
+    chosen = None
+    for g in sorted(lengths, key=bounds.__getitem__):
+        rank = lengths.index(g)
+        if best is not None and (bounds[g], rank) >= best:
+            continue  # its lower bound already loses (or ties a shorter length that won)
+        plan = _plan_with(circuit, g)
+        if best is None or (blocked(plan), rank) < best:
+            best, chosen = (blocked(plan), rank), plan
+    assert chosen is not None
+    return chosen
 
 
 _TILE_RADII = (4, 8, 16)
