@@ -643,3 +643,26 @@ def test_auto_times_only_the_strategies_predicted_close_to_the_best(monkeypatch)
     tuned = GivensLinear(GivensCircuit.clements(64), strategy="autotune")
     tuned(torch.randn(256, 64)).sum().backward()
     assert timed[-1] == set(times)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    spec=st.one_of(pair_sequences, neighbour_sequences),
+    batch=st.sampled_from([1, 32, 4096]),
+    training=st.booleans(),
+)
+def test_the_pruned_segment_search_finds_the_exhaustive_minimum(spec, batch, training) -> None:
+    # Sketches bound each length's predicted time from below, so planning only the lengths that
+    # could still win must pick what planning all of them would (the first one on ties).
+    from tnlayers._circuits import givens_plan as module
+
+    n, pairs = spec
+    circuit = GivensCircuit.from_pairs(n, pairs)
+    model = tnlayers.contraction.MachineModel()
+    lengths = module._SEGMENT_GATES
+    full = [module._plan_with(circuit, g) for g in lengths]
+    times = [p.time("blocked", batch, training, model, 4) for p in full]
+    for sketch, time in zip((module._sketch(circuit, g) for g in lengths), times, strict=True):
+        assert sketch.time("blocked", batch, training, model, 4) <= time
+    chosen = module._fastest_segments(circuit, lengths, batch, training, model)
+    assert chosen is full[times.index(min(times))]
