@@ -666,3 +666,16 @@ def test_the_pruned_segment_search_finds_the_exhaustive_minimum(spec, batch, tra
         assert sketch.time("blocked", batch, training, model, 4) <= time
     chosen = module._fastest_segments(circuit, lengths, batch, training, model)
     assert chosen is full[times.index(min(times))]
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_rotations_keep_the_angles_precision_under_autocast(grad: bool) -> None:
+    # Each gate's rounding would compound over a deep circuit: autocast must not reach them.
+    layer = GivensLinear(GivensCircuit.reck(16))
+    x = torch.randn(8, 16)
+    with torch.set_grad_enabled(grad):
+        plain = layer(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            cast = layer(x)
+    assert cast.dtype == torch.float32
+    torch.testing.assert_close(cast, plain, rtol=0, atol=0)

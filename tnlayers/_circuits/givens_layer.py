@@ -437,14 +437,19 @@ class GivensLinear(nn.Module):
                 f"input dtype {x.dtype} does not match the layer's angles ({angles.dtype}); "
                 f"convert the input or call layer.to({angles.dtype})"
             )
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.n)
+        flat = x.dim() == 2  # the common case: no reshapes
+        x2 = x if flat else x.reshape(-1, self.n)
         training = torch.is_grad_enabled() and (angles.requires_grad or x.requires_grad)
-        # Rotations run in the angles' precision under autocast too: each gate's rounding error
-        # would compound over a depth-n circuit.
-        with torch.autocast(x.device.type, enabled=False):
+        if torch.is_autocast_enabled(x.device.type):
+            # Rotations run in the angles' precision under autocast too: each gate's rounding
+            # error would compound over a depth-n circuit. (Entered only when autocast is on:
+            # the context manager alone costs several µs per call.)
+            with torch.autocast(x.device.type, enabled=False):
+                y = self._rotate(x2, angles, training)
+        else:
             y = self._rotate(x2, angles, training)
-        y = y.reshape(*lead, self.n)
+        if not flat:
+            y = y.reshape(*x.shape[:-1], self.n)
         return y.square() if self.output == "probabilities" else y
 
     def _rotate(self, x2: torch.Tensor, angles: torch.Tensor, training: bool) -> torch.Tensor:
