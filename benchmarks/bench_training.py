@@ -27,7 +27,7 @@ On a GPU, ``--dtype bfloat16`` runs tnlayers and ``nn.Linear`` under autocast at
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from _common import best_of_passes, machine_line, median_time, synced, timing_arguments
@@ -229,6 +229,43 @@ def batch_one(device: str, budget: float) -> None:
     )
 
 
+def training_rows(
+    quick: bool, device: str
+) -> Iterator[tuple[str, int, float, dict[str, nn.Module]]]:
+    """Each row of the table: its label, batch, goal, and the modules timed side by side
+    (``dense``, ``tnl`` and the best hand-written form), built when the row comes up."""
+    for label, build, goals in MPO_ROWS[:1] if quick else MPO_ROWS:
+        net = build()
+        for batch, goal in goals.items():
+            if quick and batch > 64:
+                continue
+            layer = tnlayers.TNLinear(net, device=device)
+            yield (
+                label,
+                batch,
+                goal,
+                {
+                    "dense": nn.Linear(net.in_features, net.out_features, device=device),
+                    "tnl": layer,
+                    "einsum W": EinsumWeight(net, layer),
+                },
+            )
+    for label, terms, goals in KRON_ROWS[:1] if quick else KRON_ROWS:
+        for batch, goal in goals.items():
+            if quick and batch > 64:
+                continue
+            yield (
+                label,
+                batch,
+                goal,
+                {
+                    "dense": nn.Linear(784, 784, device=device),
+                    "tnl": tnlayers.KronLinear(784, 784, bodies=2, terms=terms, device=device),
+                    "2 GEMMs": TwoGemmKron((28, 28), (28, 28), terms).to(device),
+                },
+            )
+
+
 def main() -> None:
     parser = timing_arguments(__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
@@ -243,42 +280,15 @@ def main() -> None:
     print(f"{header}; copy {bandwidth / 1e9:.1f} GB/s, GEMM {rate / 1e9:.0f} GF/s")
     met = total = near = sequential = 0
     results: list[dict] = []
-    rows = MPO_ROWS[:1] if args.quick else MPO_ROWS
-    for label, build, goals in rows:
-        net = build()
-        for batch, goal in goals.items():
-            if args.quick and batch > 64:
-                continue
-            layer = tnlayers.TNLinear(net, device=device)
-            modules = {
-                "dense": nn.Linear(net.in_features, net.out_features, device=device),
-                "tnl": layer,
-                "einsum W": EinsumWeight(net, layer),
-            }
-            x = torch.randn(batch, net.in_features, device=device)
-            best = time_row(modules, x, passes, budget, autocast)
-            met += report(label, batch, best, goal, results)
-            total += 1
-            if layer.chosen_strategy(batch, training=True) == "sequential":
-                near += floor_line(layer, batch, best["tnl"], bandwidth, rate)
-                sequential += 1
-    for label, terms, goals in KRON_ROWS[:1] if args.quick else KRON_ROWS:
-        for batch, goal in goals.items():
-            if args.quick and batch > 64:
-                continue
-            layer = tnlayers.KronLinear(784, 784, bodies=2, terms=terms, device=device)
-            modules = {
-                "dense": nn.Linear(784, 784, device=device),
-                "tnl": layer,
-                "2 GEMMs": TwoGemmKron((28, 28), (28, 28), terms).to(device),
-            }
-            x = torch.randn(batch, 784, device=device)
-            best = time_row(modules, x, passes, budget, autocast)
-            met += report(label, batch, best, goal, results)
-            total += 1
-            if layer.chosen_strategy(batch, training=True) == "sequential":
-                near += floor_line(layer, batch, best["tnl"], bandwidth, rate)
-                sequential += 1
+    for label, batch, goal, modules in training_rows(args.quick, device):
+        layer = modules["tnl"]
+        x = torch.randn(batch, layer.in_features, device=device)
+        best = time_row(modules, x, passes, budget, autocast)
+        met += report(label, batch, best, goal, results)
+        total += 1
+        if layer.chosen_strategy(batch, training=True) == "sequential":
+            near += floor_line(layer, batch, best["tnl"], bandwidth, rate)
+            sequential += 1
     batch_one(device, budget)
     print(f"{met} of {total} training rows meet their goal")
     print(f"{near} of {sequential} sequential rows within 1.5× of their bytes-moved bound")
