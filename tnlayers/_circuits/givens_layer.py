@@ -475,8 +475,6 @@ class GivensLinear(nn.Module):
 
     def _cached_matrix(self, angles: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
         """``U`` for an inference call: cached while the angles stay bit-identical."""
-        matrix = self._weight_cache.lookup([angles], needs_grad=False)
-        if matrix is None:
-            matrix = self._build_matrix(self.gate_blocks(angles), plan)
-            self._weight_cache.store([angles], matrix, needs_grad=False)
-        return matrix
+        return self._weight_cache.get(
+            [angles], False, lambda: self._build_matrix(self.gate_blocks(angles), plan)
+        )

@@ -626,8 +626,9 @@ def _fastest_segments(
         if best is not None and (bounds[g], rank) >= best:
             continue  # its lower bound already loses (or ties a shorter length that won)
         plan = _plan_with(circuit, g)
-        if best is None or (blocked(plan), rank) < best:
-            best, chosen = (blocked(plan), rank), plan
+        key = (blocked(plan), rank)
+        if best is None or key < best:
+            best, chosen = key, plan
     assert chosen is not None
     return chosen
 

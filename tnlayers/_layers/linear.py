@@ -368,11 +368,11 @@ class TNLinearBase(nn.Module):
             return layer_weight(self.network, run_program(program, operands))
         sources = self.weight_sources()
         needs_grad = torch.is_grad_enabled() and any(s.requires_grad for s in sources)
-        weight = self._weight_cache.lookup(sources, needs_grad)
-        if weight is None:
-            weight = layer_weight(self.network, run_program(program, self.network_tensors()))
-            self._weight_cache.store(sources, weight, needs_grad)
-        return weight
+        return self._weight_cache.get(
+            sources,
+            needs_grad,
+            lambda: layer_weight(self.network, run_program(program, self.network_tensors())),
+        )
 
     def _timing_context(self) -> tuple[object, ...]:
         """What besides the network decides which strategy times faster (nothing here)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -143,6 +143,19 @@ class WeightCache:
         with torch.no_grad():
             snapshot = tuple(s.detach().clone() for s in sources)
         self._checked = (snapshot, weight.detach())
+
+    def get(
+        self,
+        sources: Sequence[torch.Tensor],
+        needs_grad: bool,
+        build: Callable[[], torch.Tensor],
+    ) -> torch.Tensor:
+        """The cached weight if it may serve this call, else ``build()``, stored for the next."""
+        weight = self.lookup(sources, needs_grad)
+        if weight is None:
+            weight = build()
+            self.store(sources, weight, needs_grad)
+        return weight
 
     def clear(self) -> None:
         """Forget the cached weight (frees its memory)."""
