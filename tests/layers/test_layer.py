@@ -292,3 +292,25 @@ def test_a_weight_build_lands_its_last_step_in_few_blocks():
     perm = last.out_perm
     blocks = 1 + sum(1 for a, b in itertools.pairwise(perm) if b != a + 1)
     assert blocks == 4, perm
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_programs_skip_permutes_of_unit_legs_and_identity_reshapes(batch):
+    # A Kronecker layer of one term has a size-1 term leg: moving it keeps the memory order, so
+    # the program permutes only where data really moves (each skipped call is an autograd node
+    # less). Values and gradients against the dense weight, at batch 1 too.
+    layer = tnlayers.KronLinear(784, 784, bodies=2, terms=1, bias_form="full", dtype=torch.float64)
+    strategy, (program,) = layer._execution(batch, torch.float64, torch.device("cpu"), True)
+    assert strategy == "sequential"
+    first = program.steps[0]
+    # The body (1, 28, 28) enters as it is; (1, 0, 2) moving its term leg would be a no-op.
+    assert first.perm_b is None and first.shape_b is None, first
+    x = torch.randn(batch, 784, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    want = x @ layer.to_dense().T + layer.bias
+    torch.testing.assert_close(y, want, rtol=1e-12, atol=1e-12)
+    cotangent = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, *layer.parameters()], cotangent)
+    expected = torch.autograd.grad(want, [x, *layer.parameters()], cotangent)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

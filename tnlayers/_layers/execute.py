@@ -41,9 +41,10 @@ class MatmulStep(NamedTuple):
     """A pairwise step run as one batched matmul.
 
     Pop positions ``hi`` then ``lo``; the row operand is the ``lo`` one if ``rows_low``; permute
-    (``None``: already in order) and reshape the operands to ``(batch, M, K)`` and
-    ``(batch, K, N)``, multiply, reshape to the result's legs and (last step only) permute them
-    into the requested order. ``-1`` in a shape stands for the batch size.
+    (``None``: already in memory order) and reshape (``None``: already that shape) the operands
+    to ``(batch, M, K)`` and ``(batch, K, N)``, multiply, reshape to the result's legs and (last
+    step only) permute them into the requested order. ``-1`` in a shape stands for the batch
+    size.
     """
 
     kind: str  # "matmul"
@@ -51,10 +52,10 @@ class MatmulStep(NamedTuple):
     lo: int
     rows_low: bool
     perm_a: Permutation
-    shape_a: tuple[int, int, int]
+    shape_a: tuple[int, int, int] | None
     perm_b: Permutation
-    shape_b: tuple[int, int, int]
-    out_shape: tuple[int, ...]
+    shape_b: tuple[int, int, int] | None
+    out_shape: tuple[int, ...] | None
     out_perm: Permutation
 
 
@@ -101,6 +102,28 @@ def _einsum_step(
 def _perm(current: Sequence[str], wanted: Sequence[str]) -> tuple[int, ...] | None:
     order = tuple(current.index(leg) for leg in wanted)
     return None if order == tuple(range(len(order))) else order
+
+
+def _operand_layout(
+    legs: Sequence[str],
+    perm: Permutation,
+    shape: tuple[int, int, int],
+    size: Callable[[str], int],
+) -> tuple[Permutation, tuple[int, int, int] | None]:
+    """The permutation and reshape an operand really needs (``None``: skip the call).
+
+    A permutation that moves only legs of size one keeps the memory order, so the reshape
+    alone does its work; a reshape to the shape the operand already has is skipped. Each call
+    skipped is one autograd node less in every training step (a Kronecker layer of one term,
+    whose term leg has size one, skips two).
+    """
+    if perm is not None:
+        moved = [legs[i] for i in perm]
+        if [leg for leg in moved if size(leg) != 1] == [leg for leg in legs if size(leg) != 1]:
+            perm = None
+    current = legs if perm is None else [legs[i] for i in perm]
+    # Equal shapes with the batch's -1 in the same place: the reshape is the identity.
+    return perm, None if tuple(size(leg) for leg in current) == shape else shape
 
 
 def _matmul_friendly(picked: Sequence[tuple[str, ...]], kept: set[str]) -> bool:
@@ -246,6 +269,14 @@ def compile_contraction(contraction: Contraction) -> Program:
             )
             hi, lo = step.operands[1], step.operands[0]
             natural = (*batch, *a_free, *b_free)
+            perm_a, shape_a = _operand_layout(
+                rows, perm_a, (prod(batch), prod(a_free), prod(summed)), size
+            )
+            perm_b, shape_b = _operand_layout(
+                cols, perm_b, (prod(batch), prod(summed), prod(b_free)), size
+            )
+            out_shape = tuple(size(leg) for leg in natural)
+            matmul_shape = (prod(batch), prod(a_free), prod(b_free))
             steps.append(
                 MatmulStep(
                     "matmul",
@@ -253,10 +284,10 @@ def compile_contraction(contraction: Contraction) -> Program:
                     lo,
                     first == 0,
                     perm_a,
-                    (prod(batch), prod(a_free), prod(summed)),
+                    shape_a,
                     perm_b,
-                    (prod(batch), prod(summed), prod(b_free)),
-                    tuple(size(leg) for leg in natural),
+                    shape_b,
+                    None if out_shape == matmul_shape else out_shape,
                     _perm(natural, contraction.output) if final else None,
                 )
             )
@@ -277,10 +308,15 @@ def run_program(program: Program, operands: Sequence[torch.Tensor]) -> torch.Ten
             a, b = (low, high) if step.rows_low else (high, low)
             if step.perm_a is not None:
                 a = a.permute(step.perm_a)
+            if step.shape_a is not None:
+                a = a.reshape(step.shape_a)
             if step.perm_b is not None:
                 b = b.permute(step.perm_b)
-            out = torch.bmm(a.reshape(step.shape_a), b.reshape(step.shape_b))
-            out = out.reshape(step.out_shape)
+            if step.shape_b is not None:
+                b = b.reshape(step.shape_b)
+            out = torch.bmm(a, b)
+            if step.out_shape is not None:
+                out = out.reshape(step.out_shape)
             stack.append(out if step.out_perm is None else out.permute(step.out_perm))
         else:
             picked = [stack.pop(p) for p in step.positions]
