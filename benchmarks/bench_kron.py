@@ -8,7 +8,8 @@ under ``no_grad`` (W cached), forward+backward in training mode. "auto/best" div
 layer's time by the faster forced one.
 
 A second table puts the 2-body layers beside ``TwoGemmKron``: the hand-written form a user could
-type — reshape, then two GEMMs with the K terms folded into one of their dimensions.
+type — reshape, then two GEMMs with the K terms folded into one of their dimensions, and the
+same Kronecker bias as the layer's default (an outer product of two vectors).
 
     python benchmarks/bench_kron.py [--quick] [--passes 2] [--device cuda]
 """
@@ -46,16 +47,25 @@ class TwoGemmKron(nn.Module):
     """``y = Σ_k (A_k ⊗ B_k) x`` for two bodies as two GEMMs, the K terms folded in.
 
     ``x (batch, p1·p2)`` → ``(batch·p1, p2) @ (p2, K·q2)`` → permute to ``(batch·q2, K·p1)``
-    → ``@ (K·p1, q1)`` → ``(batch, q1·q2)``; the weight is never formed.
+    → ``@ (K·p1, q1)`` → ``(batch, q1·q2)``; the weight is never formed. The bias is dense, or
+    with ``kron_bias`` the outer product of two vectors (QiMLP's eq. 3, ``KronLinear``'s
+    default), so that each comparison is between the same structure.
     """
 
-    def __init__(self, ins: tuple[int, int], outs: tuple[int, int], terms: int) -> None:
+    def __init__(
+        self, ins: tuple[int, int], outs: tuple[int, int], terms: int, kron_bias: bool = False
+    ) -> None:
         super().__init__()
         (p1, p2), (q1, q2) = ins, outs
         self.dims = (p1, p2, q1, q2, terms)
         self.first = nn.Parameter(torch.randn(terms * p1, q1) / (terms * p1) ** 0.5)
         self.second = nn.Parameter(torch.randn(p2, terms * q2) / p2**0.5)
-        self.bias = nn.Parameter(torch.zeros(q1 * q2))
+        if kron_bias:
+            self.bias_first = nn.Parameter(torch.randn(q1) * 0.1)
+            self.bias_second = nn.Parameter(torch.randn(q2) * 0.1)
+        else:
+            self.bias = nn.Parameter(torch.zeros(q1 * q2))
+        self.kron_bias = kron_bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p1, p2, q1, q2, terms = self.dims
@@ -63,6 +73,9 @@ class TwoGemmKron(nn.Module):
         t = (x.reshape(batch * p1, p2) @ self.second).reshape(batch, p1, terms, q2)
         t = t.permute(0, 3, 2, 1).reshape(batch * q2, terms * p1)
         y = (t @ self.first).reshape(batch, q2, q1).transpose(1, 2)
+        if self.kron_bias:
+            bias = torch.outer(self.bias_first, self.bias_second).view(-1)
+            return y.reshape(batch, q1 * q2) + bias
         return y.reshape(batch, q1 * q2) + self.bias
 
 
@@ -74,7 +87,9 @@ def run_two_gemm(passes: int, budget: float, batches: tuple[int, ...], device: s
         layers: dict[str, nn.Module] = {
             "dense": nn.Linear(784, 784).to(device),
             "tnlayers": layer,
-            "2-GEMM": TwoGemmKron((ins[0], ins[1]), (outs[0], outs[1]), terms).to(device),
+            "2-GEMM": TwoGemmKron((ins[0], ins[1]), (outs[0], outs[1]), terms, kron_bias=True).to(
+                device
+            ),
         }
         for batch in batches:
             x = torch.randn(batch, 784, device=device)

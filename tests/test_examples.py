@@ -52,6 +52,8 @@ def test_training_benchmark_runs_in_quick_mode():
     assert "batch 1, MPO 784→256 D=2" in stdout
     # Its quick Kronecker row runs the sequential strategy: the bytes-moved floor is printed.
     assert "sequential: moves" in stdout and "of their bytes-moved bound" in stdout
+    # Every row is timed a second time as a whole training-loop step, with the optimizer.
+    assert stdout.count("+ AdamW step") == stdout.count(" B=") and "with AdamW" in stdout
 
 
 @pytest.mark.slow
