@@ -26,7 +26,7 @@ import opt_einsum
 
 from .errors import ArgumentTypeError, NetworkSpecError
 from .network import Network
-from .paths import best_path, walk_path
+from .paths import best_path, grouped_paths, walk_path
 
 __all__ = [
     "BATCH",
@@ -191,6 +191,15 @@ class Contraction:
         """Elements of intermediates (not the result) that autograd keeps for the backward pass."""
         return sum(step.size for step in self.steps[:-1])
 
+    def time(self, model: MachineModel, itemsize: int, training: bool) -> float:
+        """Predicted seconds of the steps, forward only or forward + backward (each operand
+        that needs a gradient costs one more step of the same size)."""
+        total = 0.0
+        for step in self.steps:
+            one = model.step_time(step, itemsize)
+            total += one * (1 + sum(step.requires_grad)) if training else one
+        return total
+
     def equation(self) -> str:
         """The contraction as an opt_einsum equation string, one symbol per leg."""
         legs = list(dict.fromkeys(leg for ops in self.operands for leg in ops))
@@ -210,10 +219,12 @@ def _contract(
     sizes: Mapping[str, int],
     requires_grad: Sequence[bool],
     optimize: OptimizeKind,
+    path: Sequence[tuple[int, ...]] | None = None,
 ) -> Contraction:
-    if isinstance(optimize, str) and optimize == "best":
+    """The contraction along ``path`` (linear format), or along the path ``optimize`` finds."""
+    if path is None and isinstance(optimize, str) and optimize == "best":
         path = best_path(operands, output, sizes, 0 if names[0] == "x" else None)
-    else:
+    elif path is None:
         probe = Contraction(tuple(names), tuple(operands), output, dict(sizes), ())
         path, _ = opt_einsum.contract_path(
             probe.equation(), *probe.shapes(), shapes=True, optimize=optimize
@@ -322,13 +333,10 @@ class StrategyPlan:
         the inference time of *materialize* is that of the GEMM alone. *Sequential* pays one
         more op for the bias (the GEMM path fuses it into ``addmm``).
         """
-        steps = self.steps
+        contractions = self.contractions
         if self.name == "materialize" and not training:
-            steps = self.contractions[-1].steps
-        total = 0.0
-        for step in steps:
-            one = model.step_time(step, itemsize)
-            total += one * (1 + sum(step.requires_grad)) if training else one
+            contractions = contractions[-1:]
+        total = sum(c.time(model, itemsize, training) for c in contractions)
         if self.name == "sequential":
             out = self.contractions[-1].steps[-1].size
             total += model.op_overhead + 3 * itemsize * out / model.bandwidth
@@ -395,13 +403,30 @@ class Plan:
 
 
 def _sequential(
-    network: Network, batch: int, input_grad: bool, optimize: OptimizeKind
+    network: Network,
+    batch: int,
+    input_grad: bool,
+    optimize: OptimizeKind,
+    model: MachineModel,
+    itemsize: int,
 ) -> Contraction:
+    """``x`` contracted with every tensor. With ``optimize="best"``: the FLOP-optimal path, or
+    a path joining runs of neighbouring tensors first where the model predicts that faster."""
     sizes = {**network.sizes, BATCH: batch}
     names = ["x", *network.tensor_names]
     operands = [(BATCH, *network.inputs), *(network.legs(t) for t in network.tensor_names)]
+    output = (BATCH, *network.outputs)
     grads = [input_grad] + [True] * len(network.tensor_names)
-    return _contract(names, operands, (BATCH, *network.outputs), sizes, grads, optimize)
+    fewest_flops = _contract(names, operands, output, sizes, grads, optimize)
+    if not (isinstance(optimize, str) and optimize == "best"):
+        return fewest_flops
+    candidates = [fewest_flops] + [
+        _contract(names, operands, output, sizes, grads, optimize, path)
+        for path in grouped_paths(operands, 0)
+    ]
+    # Ranked by a training step: where a layer runs *sequential*, it mostly trains (in
+    # inference *materialize* serves its cached weight). Ties keep the fewest FLOPs.
+    return min(candidates, key=lambda c: (c.time(model, itemsize, training=True), c.flops))
 
 
 def _weight(network: Network, optimize: OptimizeKind) -> Contraction:
@@ -452,7 +477,9 @@ def _plan_cached(
     dense = math.prod(network.sizes[leg] for leg in network.weight_legs)
     strategies: dict[Strategy, StrategyPlan] = {
         "sequential": StrategyPlan(
-            "sequential", (_sequential(network, batch, input_requires_grad, optimize),), dense
+            "sequential",
+            (_sequential(network, batch, input_requires_grad, optimize, model, itemsize),),
+            dense,
         ),
         "materialize": StrategyPlan(
             "materialize",
