@@ -313,3 +313,26 @@ def test_the_memoised_execution_follows_every_change_of_what_decides(monkeypatch
         tnlayers._layers.strategy.REGISTRY.record(key, timing)
         layer(x)
         assert seen[-1] == best == layer.chosen_strategy(8)
+
+
+def test_close_timings_get_more_rounds_before_the_choice_is_kept():
+    # A timing is kept for the rest of the process, so near-ties are measured longer: one
+    # warm-up, five rounds, and ten more only when the two fastest medians are within 1.3×.
+    import time
+
+    from tnlayers._layers.strategy import CLOSE_REPEATS, time_strategies
+
+    calls = {"a": 0, "b": 0}
+
+    def counted(name, seconds):
+        def run():
+            calls[name] += 1
+            time.sleep(seconds)
+
+        return run
+
+    time_strategies({"a": counted("a", 0.002), "b": counted("b", 0.002)}, torch.device("cpu"))
+    assert calls == {"a": 1 + 5 + CLOSE_REPEATS, "b": 1 + 5 + CLOSE_REPEATS}
+    calls.update(a=0, b=0)
+    timing = time_strategies({"a": counted("a", 0.0), "b": counted("b", 0.02)}, torch.device("cpu"))
+    assert calls == {"a": 6, "b": 6} and timing.seconds["b"] > timing.seconds["a"]
