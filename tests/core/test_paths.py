@@ -176,8 +176,8 @@ def test_grouped_paths_only_for_chains_and_every_split_up_to_six_cores():
 
 def test_an_mpo_of_bond_two_joins_its_cores_in_halves_before_the_batch():
     # Core by core is the FLOP minimum (14M) but four thin contractions over 400k-element
-    # intermediates; two halves first leave two well-shaped GEMMs (20M FLOPs), measured about
-    # half the time of a training step on the project CPU (benchmarks/README.md).
+    # intermediates; two halves first leave two well-shaped GEMMs (20M FLOPs), measured at a
+    # third of the time of a training step on the project CPU (benchmarks/README.md).
     net = tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2)
     plan = tnlayers.plan(net, 256)
     steps = plan.strategies["sequential"].steps

@@ -193,7 +193,7 @@ def grouped_paths(operands: Sequence[Legs], input_operand: int) -> list[Path]:
     Fewest FLOPs is not fastest: for an MPO of bond 2, going core by core through the batch is
     the FLOP minimum but takes four thin contractions over large intermediates, where joining
     the cores in two halves first (a few hundred elements each, no batch leg) leaves two
-    well-shaped GEMMs on the batch — 40 % more FLOPs, half the time. The planner ranks these
+    well-shaped GEMMs on the batch — 40 % more FLOPs, a third of the time. The planner ranks these
     candidates with its machine model beside the FLOP-optimal path.
     """
     found = _chain_order(operands, input_operand)
