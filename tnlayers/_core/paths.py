@@ -20,10 +20,10 @@ The dynamic programme over all connected sub-networks grows exponentially once t
 every tensor (3 s at 24 operands here, and 30 s at 16 for an MPO with bond 1), which is why the
 chain programme takes over above ``DP_OPERANDS_CHAIN``.
 
-``grouped_paths`` offers the planner, for a layer's *sequential* contraction of a chain, the
-paths that join runs of neighbouring tensors before the input meets them; the planner keeps one
-of them instead of the FLOP-optimal path where its machine model predicts it faster. This
-module knows nothing about torch.
+``grouped_paths`` offers the planner, for a layer's *sequential* contraction of a chain or a
+ring, the paths that join runs of neighbouring tensors before the input meets them; the planner
+keeps one of them instead of the FLOP-optimal path where its machine model predicts it faster.
+This module knows nothing about torch.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ __all__ = ["DP_OPERANDS", "PathStep", "best_path", "grouped_paths", "path_flops"
 # programme, which matched dp wherever both ran, so they use dp only when it is surely quick.
 DP_OPERANDS = 12
 DP_OPERANDS_CHAIN = 10
-# Chains of up to this many tensors offer every split into runs of neighbours to
-# ``grouped_paths``; longer ones only the splits into two runs (splits grow as 2^(n−1)).
+# Chains and rings of up to this many tensors offer every split into runs of neighbours to
+# ``grouped_paths``; longer ones only the splits into two runs (splits grow as 2^n).
 GROUPED_ALL_SPLITS = 6
 # Up to this many operands the exhaustive search is cheap...
 OPTIMAL_OPERANDS = 8
@@ -188,22 +188,26 @@ def _best_path(
 def grouped_paths(operands: Sequence[Legs], input_operand: int) -> list[Path]:
     """Paths that contract runs of neighbouring tensors among themselves first, then sweep the
     input through the runs, from either end (linear format). Empty unless the tensors form a
-    chain.
+    chain or a ring.
 
     Fewest FLOPs is not fastest: for an MPO of bond 2, going core by core through the batch is
     the FLOP minimum but takes four thin contractions over large intermediates, where joining
     the cores in two halves first (a few hundred elements each, no batch leg) leaves two
-    well-shaped GEMMs on the batch — 40 % more FLOPs, a third of the time. The planner ranks these
-    candidates with its machine model beside the FLOP-optimal path.
+    well-shaped GEMMs on the batch — 40 % more FLOPs, a third of the time. The planner ranks
+    these candidates with its machine model beside the FLOP-optimal path.
     """
     found = _chain_order(operands, input_operand)
-    if found is None or found[1]:
+    if found is None:
         return []
-    chain = found[0]
+    chain, ring = found
     n = len(chain)
-    # Cut sets between no cut (the whole weight: what *materialize* does) and every cut (the
-    # plain sweep, already a candidate).
-    if n <= GROUPED_ALL_SPLITS:
+    # Cut sets between one run (the whole weight: what *materialize* does) and every tensor
+    # alone (the plain sweep, already a candidate). A chain is cut between neighbours; a ring
+    # needs two cuts at least, anywhere round it.
+    if ring:
+        counts = range(2, n) if n <= GROUPED_ALL_SPLITS else range(2, 3)
+        cut_sets = [cuts for r in counts for cuts in itertools.combinations(range(n), r)]
+    elif n <= GROUPED_ALL_SPLITS:
         cut_sets = [
             cuts for r in range(1, n - 1) for cuts in itertools.combinations(range(1, n), r)
         ]
@@ -211,8 +215,13 @@ def grouped_paths(operands: Sequence[Legs], input_operand: int) -> list[Path]:
         cut_sets = [(cut,) for cut in range(1, n)]
     paths: list[Path] = []
     for cuts in cut_sets:
-        bounds = (0, *cuts, n)
-        runs = [chain[a:b] for a, b in itertools.pairwise(bounds)]
+        if ring:
+            runs = [
+                [chain[(start + j) % n] for j in range((end - start) % n)]
+                for start, end in zip(cuts, (*cuts[1:], cuts[0]), strict=True)
+            ]
+        else:
+            runs = [chain[a:b] for a, b in itertools.pairwise((0, *cuts, n))]
         for order in (runs, runs[::-1]):
             ssa: list[tuple[int, int]] = []
             next_id = len(operands)
