@@ -38,7 +38,7 @@ import opt_einsum
 from opt_einsum.paths import ssa_to_linear
 
 if TYPE_CHECKING:  # imported where used: networkx is slow to import
-    pass
+    import networkx as nx
 
 __all__ = ["DP_OPERANDS", "PathStep", "best_path", "grouped_paths", "path_flops", "walk_path"]
 
@@ -187,8 +187,9 @@ def _best_path(
 
 def grouped_paths(operands: Sequence[Legs], input_operand: int) -> list[Path]:
     """Paths that contract runs of neighbouring tensors among themselves first, then sweep the
-    input through the runs, from either end (linear format). Empty unless the tensors form a
-    chain or a ring.
+    input through the runs, from either end (linear format). For other tensors joined as a tree
+    (a binary tree, a Tucker star), the two parts left by removing each edge; empty for any
+    other graph.
 
     Fewest FLOPs is not fastest: for an MPO of bond 2, going core by core through the batch is
     the FLOP minimum but takes four thin contractions over large intermediates, where joining
@@ -198,7 +199,7 @@ def grouped_paths(operands: Sequence[Legs], input_operand: int) -> list[Path]:
     """
     found = _chain_order(operands, input_operand)
     if found is None:
-        return []
+        return _tree_splits(operands, input_operand)
     chain, ring = found
     n = len(chain)
     # Cut sets between one run (the whole weight: what *materialize* does) and every tensor
@@ -222,21 +223,49 @@ def grouped_paths(operands: Sequence[Legs], input_operand: int) -> list[Path]:
             ]
         else:
             runs = [chain[a:b] for a, b in itertools.pairwise((0, *cuts, n))]
-        for order in (runs, runs[::-1]):
-            ssa: list[tuple[int, int]] = []
-            next_id = len(operands)
-            joined = []
-            for run in order:
-                current = run[0]
-                for tensor in run[1:]:
-                    ssa.append((current, tensor))
-                    current, next_id = next_id, next_id + 1
-                joined.append(current)
-            current = input_operand
-            for run_id in joined:
-                ssa.append((current, run_id))
+        paths.extend(_groups_then_input(runs, len(operands), input_operand))
+    return paths
+
+
+def _tree_splits(operands: Sequence[Legs], input_operand: int) -> list[Path]:
+    """For tensors joined as a tree (no cycle, some tensor with three neighbours or more: a
+    binary tree, a Tucker star), the two parts left by removing each edge, each joined first."""
+    import networkx as nx
+
+    graph = _tensor_graph(operands, input_operand)
+    if graph.number_of_nodes() < 3 or not nx.is_tree(graph):
+        return []
+    paths: list[Path] = []
+    for u, v in graph.edges:
+        cut = graph.copy()
+        cut.remove_edge(u, v)
+        # Depth-first order: each tensor joins one it shares a leg with (no outer products).
+        parts = [list(nx.dfs_preorder_nodes(cut, u)), list(nx.dfs_preorder_nodes(cut, v))]
+        paths.extend(_groups_then_input(parts, len(operands), input_operand))
+    return paths
+
+
+def _groups_then_input(
+    groups: Sequence[Sequence[int]], operand_count: int, input_operand: int
+) -> list[Path]:
+    """Each group's tensors contracted in the given order, then the input with the groups, in
+    the given order and reversed (linear format)."""
+    paths: list[Path] = []
+    for order in (groups, groups[::-1]):
+        ssa: list[tuple[int, int]] = []
+        next_id = operand_count
+        joined = []
+        for group in order:
+            current = group[0]
+            for tensor in group[1:]:
+                ssa.append((current, tensor))
                 current, next_id = next_id, next_id + 1
-            paths.append([tuple(step) for step in ssa_to_linear(ssa)])
+            joined.append(current)
+        current = input_operand
+        for group_id in joined:
+            ssa.append((current, group_id))
+            current, next_id = next_id, next_id + 1
+        paths.append([tuple(step) for step in ssa_to_linear(ssa)])
     return paths
 
 
@@ -276,16 +305,11 @@ def _sweep(start: int, order: Sequence[int]) -> Path:
     return [tuple(step) for step in ssa_to_linear(ssa)]
 
 
-def _chain_order(
-    operands: Sequence[Legs], input_operand: int | None
-) -> tuple[list[int], bool] | None:
-    """The tensors (all operands but the input) in chain order if they form a chain or a ring,
-    and whether it is a ring."""
+def _tensor_graph(operands: Sequence[Legs], input_operand: int | None) -> nx.Graph:
+    """The tensors (all operands but the input) as nodes, joined where they share a leg."""
     import networkx as nx
 
     tensors = [k for k in range(len(operands)) if k != input_operand]
-    if len(tensors) < 2:
-        return None
     graph = nx.Graph()
     graph.add_nodes_from(tensors)
     owners: dict[str, list[int]] = {}
@@ -294,6 +318,20 @@ def _chain_order(
             owners.setdefault(leg, []).append(k)
     for users in owners.values():
         graph.add_edges_from(itertools.combinations(users, 2))
+    return graph
+
+
+def _chain_order(
+    operands: Sequence[Legs], input_operand: int | None
+) -> tuple[list[int], bool] | None:
+    """The tensors (all operands but the input) in chain order if they form a chain or a ring,
+    and whether it is a ring."""
+    import networkx as nx
+
+    graph = _tensor_graph(operands, input_operand)
+    tensors = list(graph.nodes)
+    if len(tensors) < 2:
+        return None
     if not nx.is_connected(graph) or max(d for _, d in graph.degree()) > 2:
         return None
     edges = graph.number_of_edges()
