@@ -41,11 +41,27 @@ padded_networks = st.builds(
 )
 
 _small = st.lists(st.integers(1, 3), min_size=2, max_size=3)
-_pair = st.integers(2, 3).flatmap(
-    lambda n: st.tuples(
-        st.lists(st.integers(1, 3), min_size=n, max_size=n),
-        st.lists(st.integers(1, 3), min_size=n, max_size=n),
+
+
+def _leg_pairs(cores: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[list[int], list[int]]]:
+    """(input leg sizes, output leg sizes), as many of each as ``cores`` draws, sizes 1–3."""
+    return cores.flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(1, 3), min_size=n, max_size=n),
+            st.lists(st.integers(1, 3), min_size=n, max_size=n),
+        )
     )
+
+
+_pair = _leg_pairs(st.integers(2, 3))
+
+# Rings, binary trees and Tucker stars of 3–5 legs a side: the graphs the planner's grouped
+# paths (runs of a ring, the two sides of a tree's edge) are offered for.
+_wide = _leg_pairs(st.integers(3, 5))
+ring_networks = st.builds(lambda d, b: tnlayers.tensor_ring(*d, b), _wide, st.integers(1, 3))
+tree_networks = st.one_of(
+    st.builds(lambda d, b: tnlayers.tree(*d, b), _wide, st.integers(1, 3)),
+    st.builds(lambda d, r: tnlayers.tucker(*d, r), _wide, st.integers(1, 3)),
 )
 
 # Every other builder of the zoo, small: ring, CP, Tucker, tree, BTT, grid, butterfly, blocks.

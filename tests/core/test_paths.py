@@ -15,7 +15,7 @@ from tnlayers._core.paths import _sweep, best_path, grouped_paths, input_copy, p
 from tnlayers._core.plan import BATCH, MachineModel, _contract
 from tnlayers.testing import random_network
 
-from ..strategies import mpo_networks
+from ..strategies import mpo_networks, ring_networks, tree_networks
 
 
 def _ring(n: int, leg: int = 2, bond: int = 3) -> tnlayers.Network:
@@ -138,34 +138,6 @@ def _flop_best(net: tnlayers.Network, batch: int):
     names = ["x", *net.tensor_names]
     grads = [True] * len(names)
     return _contract(names, operands, output, sizes, grads, "best")
-
-
-ring_networks = st.integers(3, 5).flatmap(
-    lambda n: st.builds(
-        tnlayers.tensor_ring,
-        st.lists(st.integers(1, 3), min_size=n, max_size=n),
-        st.lists(st.integers(1, 3), min_size=n, max_size=n),
-        st.integers(1, 3),
-    )
-)
-
-
-tree_networks = st.integers(3, 5).flatmap(
-    lambda n: st.one_of(
-        st.builds(
-            tnlayers.tree,
-            st.lists(st.integers(1, 3), min_size=n, max_size=n),
-            st.lists(st.integers(1, 3), min_size=n, max_size=n),
-            st.integers(1, 3),
-        ),
-        st.builds(
-            tnlayers.tucker,
-            st.lists(st.integers(1, 3), min_size=n, max_size=n),
-            st.lists(st.integers(1, 3), min_size=n, max_size=n),
-            st.integers(1, 3),
-        ),
-    )
-)
 
 
 @settings(max_examples=60, deadline=None)
