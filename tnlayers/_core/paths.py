@@ -20,9 +20,10 @@ The dynamic programme over all connected sub-networks grows exponentially once t
 every tensor (3 s at 24 operands here, and 30 s at 16 for an MPO with bond 1), which is why the
 chain programme takes over above ``DP_OPERANDS_CHAIN``.
 
-``grouped_paths`` offers the planner, for a layer's *sequential* contraction of a chain or a
-ring, the paths that join runs of neighbouring tensors before the input meets them; the planner
-keeps one of them instead of the FLOP-optimal path where its machine model predicts it faster.
+``grouped_paths`` offers the planner, for a layer's *sequential* contraction of a chain, a ring
+or a tree, the paths that join groups of neighbouring tensors before the input meets them; the
+planner keeps one of them instead of the FLOP-optimal path where its machine model predicts it
+faster.
 This module knows nothing about torch.
 """
 

@@ -411,7 +411,8 @@ def _sequential(
     itemsize: int,
 ) -> Contraction:
     """``x`` contracted with every tensor. With ``optimize="best"``: the FLOP-optimal path, or
-    a path joining runs of neighbouring tensors first where the model predicts that faster."""
+    a path joining groups of neighbouring tensors first (``paths.grouped_paths``) where the
+    model predicts that faster."""
     sizes = {**network.sizes, BATCH: batch}
     names = ["x", *network.tensor_names]
     operands = [(BATCH, *network.inputs), *(network.legs(t) for t in network.tensor_names)]
