@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 EXAMPLES = sorted(
     p
@@ -74,3 +75,27 @@ def test_the_recorded_benchmark_tables_still_parse_into_plots(tmp_path):
         (tmp_path / name).stat().st_size > 10_000
         for name in ("bench_layers.png", "bench_givens.png")
     )
+
+
+@pytest.mark.parametrize("terms", [1, 3])
+@pytest.mark.parametrize("kron_bias", [False, True])
+def test_the_two_gemm_kronecker_baseline_is_the_structure_it_claims(monkeypatch, terms, kron_bias):
+    # bench_training and bench_kron compare KronLinear with this hand-written form: it must be
+    # y = x (Σ_k A_k ⊗ B_k)ᵀ + b, with b dense or the outer product of two vectors.
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "benchmarks"))
+    from bench_kron import TwoGemmKron
+
+    torch.manual_seed(0)
+    (p1, p2), (q1, q2) = (3, 4), (2, 5)
+    baseline = TwoGemmKron((p1, p2), (q1, q2), terms, kron_bias=kron_bias).double()
+    first, second = baseline.first.detach(), baseline.second.detach()
+    weight = sum(
+        torch.kron(first[k * p1 : (k + 1) * p1].T, second[:, k * q2 : (k + 1) * q2].T)
+        for k in range(terms)
+    )
+    if kron_bias:
+        bias = torch.kron(baseline.bias_first.detach(), baseline.bias_second.detach())
+    else:
+        bias = baseline.bias.detach()
+    x = torch.randn(7, p1 * p2, dtype=torch.float64)
+    torch.testing.assert_close(baseline(x), x @ weight.T + bias, rtol=1e-12, atol=1e-12)
