@@ -244,3 +244,16 @@ def test_a_binary_tree_of_bond_two_joins_its_halves_before_the_batch():
     assert not any(BATCH in step.output for step in steps[:2])
     star = tnlayers.tucker((28, 28), (16, 16), 8)
     assert tnlayers.plan(star, 256).strategies["sequential"].flops == _flop_best(star, 256).flops
+
+
+def test_the_cost_report_says_when_the_sequential_path_is_not_the_fewest_flops():
+    # What runs is what is reported, and why: the report names the FLOP-optimal path's count
+    # and its predicted time beside the kept one's.
+    report = tnlayers.cost(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2), batch=256)
+    sequential = report.strategies["sequential"]
+    fewest = _flop_best(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2), 256)
+    (note,) = [n for n in report.notes if "joins groups of tensors" in n]
+    assert f"{sequential.flops / 1e6:.1f}M FLOPs against {fewest.flops / 1e6:.1f}M" in note
+    assert "joins groups of tensors" in str(report)
+    same = tnlayers.cost(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 8), batch=256)
+    assert not any("joins groups" in n for n in same.notes)

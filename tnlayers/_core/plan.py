@@ -274,11 +274,17 @@ class StrategyPlan:
     contractions
         Sequential: one contraction of ``x`` with every tensor. Materialize: the contraction of
         the tensors into ``W`` (output legs then input legs), then the GEMM ``x · Wᵀ``.
+    dense_size
+        Elements of the dense weight (for ``forms_dense_weight``).
+    fewest_flops
+        Sequential only: the path with the fewest FLOPs, where the plan keeps another one (a
+        path joining groups of tensors first, predicted faster); ``None`` otherwise.
     """
 
     name: Strategy
     contractions: tuple[Contraction, ...]
     dense_size: int = 0
+    fewest_flops: Contraction | None = None
 
     @property
     def weight_sized_elements(self) -> int:
@@ -409,10 +415,12 @@ def _sequential(
     optimize: OptimizeKind,
     model: MachineModel,
     itemsize: int,
-) -> Contraction:
-    """``x`` contracted with every tensor. With ``optimize="best"``: the FLOP-optimal path, or
-    a path joining groups of neighbouring tensors first (``paths.grouped_paths``) where the
-    model predicts that faster."""
+) -> tuple[Contraction, Contraction]:
+    """``x`` contracted with every tensor: the path kept and the path with the fewest FLOPs.
+
+    With ``optimize="best"`` the path kept is the FLOP-optimal one, or a path joining groups of
+    neighbouring tensors first (``paths.grouped_paths``) where the model predicts that faster;
+    with any other optimiser, its path."""
     sizes = {**network.sizes, BATCH: batch}
     names = ["x", *network.tensor_names]
     operands = [(BATCH, *network.inputs), *(network.legs(t) for t in network.tensor_names)]
@@ -420,14 +428,15 @@ def _sequential(
     grads = [input_grad] + [True] * len(network.tensor_names)
     fewest_flops = _contract(names, operands, output, sizes, grads, optimize)
     if not (isinstance(optimize, str) and optimize == "best"):
-        return fewest_flops
+        return fewest_flops, fewest_flops
     candidates = [fewest_flops] + [
         _contract(names, operands, output, sizes, grads, optimize, path)
         for path in grouped_paths(operands, 0)
     ]
     # Ranked by a training step: where a layer runs *sequential*, it mostly trains (in
     # inference *materialize* serves its cached weight). Ties keep the fewest FLOPs.
-    return min(candidates, key=lambda c: (c.time(model, itemsize, training=True), c.flops))
+    kept = min(candidates, key=lambda c: (c.time(model, itemsize, training=True), c.flops))
+    return kept, fewest_flops
 
 
 def _weight(network: Network, optimize: OptimizeKind) -> Contraction:
@@ -476,11 +485,10 @@ def _plan_cached(
 ) -> Plan:
     # The weight *materialize* builds: block-diagonal networks keep only their blocks.
     dense = math.prod(network.sizes[leg] for leg in network.weight_legs)
+    kept, fewest_flops = _sequential(network, batch, input_requires_grad, optimize, model, itemsize)
     strategies: dict[Strategy, StrategyPlan] = {
         "sequential": StrategyPlan(
-            "sequential",
-            (_sequential(network, batch, input_requires_grad, optimize, model, itemsize),),
-            dense,
+            "sequential", (kept,), dense, None if kept is fewest_flops else fewest_flops
         ),
         "materialize": StrategyPlan(
             "materialize",
