@@ -260,9 +260,8 @@ class GivensLinear(nn.Module):
         (the forward pass does; queries do not unless asked)."""
         angles = self.angles if angles is None else angles
         key = (batch, training, angles.device.type, dtype_name(angles.dtype))
-        # Inference keeps U unless a block transform must run on every call; both it and the
-        # strategy option may be reassigned after construction.
-        cached = self.block_transform is None
+        # Both the block transform and the strategy option may be reassigned after construction.
+        cached = self._keeps_matrix
         cache_key = (*key, self.strategy, cached)
         found = self._schedules.get(cache_key)
         if found is None:
@@ -305,7 +304,7 @@ class GivensLinear(nn.Module):
                 torch.autograd.grad(y.sum(), copy)
 
         runs: dict[str, Callable[[], object]] = {s: partial(run, s) for s in strategies}
-        if "materialize" in runs and not training and self.block_transform is None:
+        if "materialize" in runs and not training and self._keeps_matrix:
             # Inference reuses the cached U, so only the GEMM recurs per call.
             with torch.no_grad():
                 matrix = self._build_matrix(self.gate_blocks(copy), plan)
@@ -371,7 +370,7 @@ class GivensLinear(nn.Module):
                     "; the layer's first call at this size times the strategies and keeps the "
                     "fastest (ask with measure=True to time now)"
                 )
-        if chosen == "materialize" and not training and self.block_transform is None:
+        if chosen == "materialize" and not training and self._keeps_matrix:
             reason += "; U is built once and reused while the angles are unchanged"
         return givens_report(
             found.plan,
@@ -383,7 +382,7 @@ class GivensLinear(nn.Module):
             MachineModel.for_device(self.angles.device.type),
             self.angles.element_size(),
             None if found.timing is None else dict(found.timing.seconds),
-            cached=self.block_transform is None,
+            cached=self._keeps_matrix,
         )
 
     # ------------------------------------------------------------------ weights
@@ -467,11 +466,18 @@ class GivensLinear(nn.Module):
         else:
             found = self._decision(x2.shape[0], training, angles, measure=True)
             frozen = not (torch.is_grad_enabled() and angles.requires_grad)
-            if found.strategy == "materialize" and frozen and self.block_transform is None:
+            if found.strategy == "materialize" and frozen and self._keeps_matrix:
                 # Gradients still reach the input through the GEMM.
                 return x2 @ self._cached_matrix(angles, found.plan).T
             y = givens_forward(x2, self.gate_blocks(angles), found.plan, found.strategy)
         return y
+
+    @property
+    def _keeps_matrix(self) -> bool:
+        """Whether inference calls of *materialize* reuse ``U`` (the checked cache): not with a
+        ``block_transform``, which may change the blocks on every call without the angles
+        changing, so the cache could not see it."""
+        return self.block_transform is None
 
     def _cached_matrix(self, angles: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
         """``U`` for an inference call: cached while the angles stay bit-identical."""
