@@ -10,7 +10,8 @@ from torch import nn
 
 import tnlayers
 from tnlayers import MPOConv2d, MPOLinear, TNLinear
-from tnlayers._layers.strategy import REGISTRY, _Registry
+from tnlayers._layers.execute import compile_contraction
+from tnlayers._layers.strategy import FEWEST_FLOPS_RUN, REGISTRY, Timing, _Registry
 
 MPO_CASES = [
     ((4, 4), (4, 4), 2),
@@ -24,17 +25,26 @@ MPO_CASES = [
 BATCHES = [1, 256]
 
 
-def _ran(monkeypatch) -> list[str]:
-    """Record the strategy of every execution a layer runs."""
+def _ran(monkeypatch, programs: list | None = None) -> list[str]:
+    """Record the strategy of every execution a layer runs (and its programs in ``programs``)."""
     seen: list[str] = []
     original = TNLinear._run
 
     def spy(self, execution, *args, **kwargs):
         seen.append(execution[0])
+        if programs is not None:
+            programs.append(execution[1])
         return original(self, execution, *args, **kwargs)
 
     monkeypatch.setattr(TNLinear, "_run", spy)
     return seen
+
+
+def _reported_programs(report) -> tuple:
+    """The programs compiled from the path a cost report shows for its chosen strategy."""
+    return tuple(
+        compile_contraction(c) for c in report.plan.strategies[report.strategy].contractions
+    )
 
 
 @pytest.mark.parametrize(("in_dims", "out_dims", "bond"), MPO_CASES)
@@ -45,12 +55,14 @@ def test_cost_chosen_strategy_and_summary_report_what_runs(
 ):
     layer = TNLinear(tnlayers.mpo(in_dims, out_dims, bond))  # strategy="auto": may time
     x = torch.randn(batch, layer.in_features)
-    seen = _ran(monkeypatch)
+    ran_programs: list = []
+    seen = _ran(monkeypatch, ran_programs)
     with torch.set_grad_enabled(mode == "training"):
         layer(x)
         ran = seen[-1]
         report = layer.cost(batch, mode=mode)
         assert report.strategy == ran
+        assert ran_programs[-1] == _reported_programs(report)  # the path shown is the one run
         assert report.basis in ("model", "timed")  # decided: nothing left to time
         assert layer.chosen_strategy(batch) == ran
         assert layer.decision(batch).strategy == ran
@@ -274,10 +286,11 @@ def test_summary_lists_circuit_layers_with_the_strategy_they_run():
 
 
 def test_auto_reports_untimed_only_where_the_first_call_will_time():
-    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2))  # predictions ~2× apart at 1 row
+    layer = TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 4))  # predictions ~2× apart at 1 row
     the_plan = layer.plan(1)
     times = [the_plan.time(name, True) for name in ("sequential", "materialize")]
     assert max(times) > 1.5 * min(times)  # not a close call: nothing will be timed
+    assert the_plan.strategies["sequential"].fewest_flops is None  # nor a grouped path to check
     before = layer.cost(1)
     assert before.basis == "model" and "within" not in before.reason
     layer(torch.randn(1, 784))
@@ -336,3 +349,88 @@ def test_close_timings_get_more_rounds_before_the_choice_is_kept():
     calls.update(a=0, b=0)
     timing = time_strategies({"a": counted("a", 0.0), "b": counted("b", 0.02)}, torch.device("cpu"))
     assert calls == {"a": 6, "b": 6} and timing.seconds["b"] > timing.seconds["a"]
+
+
+# MPO 784 → 256 of bond 2: the plan joins the cores in two halves before the batch meets them,
+# a path with more FLOPs than the fewest, which the cost model predicts faster.
+GROUPED_MPO = ((4, 7, 7, 4), (4, 4, 4, 4), 2)
+
+
+def _fake_timings(monkeypatch, seconds: dict[str, float]) -> list[set[str]]:
+    """Every timing a layer makes runs each of its runs once and reports ``seconds``."""
+    timed: list[set[str]] = []
+
+    def fake(runs, device):
+        timed.append(set(runs))
+        for run in runs.values():
+            run()
+        return Timing({name: seconds[name] for name in runs})
+
+    monkeypatch.setattr(tnlayers._layers.linear, "time_strategies", fake)
+    return timed
+
+
+@pytest.mark.parametrize(
+    ("batch", "seconds", "strategy", "fewest_shown"),
+    [  # one batch size each: a timing is kept per size for as long as the network has layers
+        (64, {"sequential": 3.0, "materialize": 5.0, FEWEST_FLOPS_RUN: 2.0}, "sequential", True),
+        (65, {"sequential": 2.0, "materialize": 5.0, FEWEST_FLOPS_RUN: 3.0}, "sequential", False),
+        (66, {"sequential": 4.0, "materialize": 1.0, FEWEST_FLOPS_RUN: 3.0}, "materialize", True),
+    ],
+)
+def test_auto_checks_a_grouped_sequential_path_against_the_fewest_flops_one(
+    monkeypatch, batch, seconds, strategy, fewest_shown
+):
+    """Where the plan keeps a path joining groups of tensors first (a bet of the cost model),
+    "auto" times it beside the path with the fewest FLOPs at the first call, and runs and
+    reports the faster: its programs, its steps in the cost report, its measured time."""
+    layer = TNLinear(tnlayers.mpo(*GROUPED_MPO)).double()
+    planned = layer.plan(batch, dtype=torch.float64).strategies["sequential"]
+    assert (
+        planned.fewest_flops is not None
+        and planned.fewest_flops.path != planned.contractions[0].path
+    )
+    untimed = layer.cost(batch)
+    assert untimed.basis == "untimed" and "joins groups of tensors first" in untimed.reason
+    assert "the sequential one on both paths" in untimed.reason
+
+    timed = _fake_timings(monkeypatch, seconds)
+    ran_programs: list = []
+    seen = _ran(monkeypatch, ran_programs)
+    x = torch.randn(batch, layer.in_features, dtype=torch.float64)
+    out = layer(x)
+    assert timed == [{"sequential", "materialize", FEWEST_FLOPS_RUN}]
+    report = layer.cost(batch)
+    assert report.basis == "timed" and report.strategy == strategy == seen[-1]
+    assert ran_programs[-1] == _reported_programs(report)
+    shown = report.plan.strategies["sequential"]
+    expected_path = planned.fewest_flops if fewest_shown else planned.contractions[0]
+    assert shown.contractions == (expected_path,)
+    assert report.measured_s == {
+        "sequential": seconds[FEWEST_FLOPS_RUN if fewest_shown else "sequential"],
+        "materialize": seconds["materialize"],
+    }
+    # The reason names the two sequential paths' times; the model's prediction is the plan's.
+    assert "of the two sequential paths" in report.reason
+    assert f"predicted {layer.plan(batch, dtype=torch.float64).choose(True)}" in report.reason
+    expected = x @ layer.to_dense().T + layer.bias
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    if strategy == "sequential":
+        program = compile_contraction(expected_path)
+        assert ran_programs[-1] == (program,)
+
+
+def test_only_auto_and_autotune_time_the_sequential_paths(monkeypatch):
+    timed = _fake_timings(monkeypatch, {})
+    x = torch.randn(64, 784)
+    for option in ("model", "sequential"):
+        layer = TNLinear(tnlayers.mpo(*GROUPED_MPO), strategy=option)
+        programs: list = []
+        _ran(monkeypatch, programs)
+        layer(x)
+        report = layer.cost(64)
+        assert report.basis in ("model", "forced") and report.measured_s is None
+        kept = layer.plan(64).strategies["sequential"].contractions
+        assert report.plan.strategies["sequential"].contractions == kept
+        assert programs[-1] == _reported_programs(report)
+    assert timed == []

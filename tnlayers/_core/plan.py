@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal, TypeAlias
 
@@ -379,6 +379,19 @@ class Plan:
     def time(self, strategy: Strategy, training: bool) -> float:
         """Predicted seconds of ``strategy`` (forward, or forward + backward when ``training``)."""
         return self.strategies[strategy].time(self.model, self.itemsize, training)
+
+    def with_fewest_flops_path(self) -> Plan:
+        """This plan with *sequential* on its path with the fewest FLOPs.
+
+        Where the plan keeps a path joining groups of tensors first, the cost model bets that
+        it is faster; a layer's ``"auto"`` checks the bet by timing both paths, and reports and
+        runs this variant where the fewest FLOPs won. Otherwise the plan itself.
+        """
+        sequential = self.strategies["sequential"]
+        if sequential.fewest_flops is None:
+            return self
+        fewest = replace(sequential, contractions=(sequential.fewest_flops,), fewest_flops=None)
+        return replace(self, strategies={**self.strategies, "sequential": fewest})
 
     def choose(self, training: bool) -> Strategy:
         """The strategy with the smaller predicted time."""

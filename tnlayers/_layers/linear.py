@@ -14,7 +14,7 @@ from torch import nn
 from .._core.cost import CostReport, Mode, network_report
 from .._core.errors import ArgumentTypeError, OptionError, ShapeError
 from .._core.network import Network
-from .._core.plan import STRATEGIES, MachineModel, OptimizeKind, Plan, Strategy
+from .._core.plan import MachineModel, OptimizeKind, Plan, Strategy
 from .execute import (
     Program,
     apply_program,
@@ -31,13 +31,14 @@ from .strategy import (
     Execution,
     StrategyOption,
     Timing,
-    close_call,
     decide,
     dtype_name,
     execution,
     plan_for,
     programs,
     time_strategies,
+    timed_runs,
+    timing_needed,
 )
 from .weight_cache import WeightCache
 
@@ -192,7 +193,11 @@ class TNLinearBase(nn.Module):
     def plan(
         self, batch: int, *, dtype: torch.dtype | None = None, device: torch.device | None = None
     ) -> Plan:
-        """The plan used for ``batch`` input rows (default: the parameters' dtype and device)."""
+        """The plan for ``batch`` input rows (default: the parameters' dtype and device).
+
+        As planned, before any timing: where ``"auto"`` timed the sequential strategy's two
+        paths, ``decision(batch).plan`` is the plan as it runs.
+        """
         own_dtype, own_device, _ = self._tensor_info()
         dtype = dtype or own_dtype
         device = torch.device(device) if device is not None else own_device
@@ -255,11 +260,8 @@ class TNLinearBase(nn.Module):
         if mode not in ("training", "inference"):
             raise OptionError(f"mode must be 'training' or 'inference', got {mode!r}")
         found = self.decision(rows, training=mode == "training", measure=measure)
-        measured: dict[str, float] | None = None
-        if found.timing is not None:
-            measured = {name: s for name, s in found.timing.seconds.items()}
         report = network_report(
-            found.plan, mode, found.strategy, found.reason, found.basis, measured
+            found.plan, mode, found.strategy, found.reason, found.basis, found.measured_s
         )
         # The layer's own count: a circuit's parameters are its angles, not its gate entries.
         return dataclasses.replace(report, params=self.num_params)
@@ -310,7 +312,7 @@ class TNLinearBase(nn.Module):
 
     def _close_call(self, key: tuple[int, int, str, str, bool]) -> bool:
         config, batch, name, device_type, training = key
-        return close_call(plan_for(config, batch, name, device_type), training)
+        return timing_needed(plan_for(config, batch, name, device_type), training)
 
     def _autotune(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
@@ -320,17 +322,18 @@ class TNLinearBase(nn.Module):
         # Detached copies: timing must not touch the parameters' .grad.
         values = [p.detach().clone().requires_grad_(training) for p in self.network_tensors()]
         runs: dict[str, Callable[[], object]] = {}
-        for name in STRATEGIES:
-            execution = (name, programs(self._config, batch, dtype_key, device.type, name))
+        the_plan = plan_for(self._config, batch, dtype_key, device.type)
+        for run_name, (name, fewest) in timed_runs(the_plan).items():
+            execution = (name, programs(self._config, batch, dtype_key, device.type, name, fewest))
             if training:
-                runs[name] = partial(self._time_training_step, execution, x, values)
+                runs[run_name] = partial(self._time_training_step, execution, x, values)
             elif name == "materialize":
                 # Inference reuses the cached weight, so only the GEMM recurs per call.
                 with torch.no_grad():
                     weight = self._weight(execution[1][0], use_cache=False, values=values)
-                runs[name] = partial(self._apply_execution, execution, x, False, values, weight)
+                runs[run_name] = partial(self._apply_execution, execution, x, False, values, weight)
             else:
-                runs[name] = partial(self._apply_execution, execution, x, False, values)
+                runs[run_name] = partial(self._apply_execution, execution, x, False, values)
         with torch.set_grad_enabled(training):
             return time_strategies(runs, device)
 
@@ -494,8 +497,10 @@ class TNLinear(TNLinearBase):
         ``"model"`` ranks *sequential* and *materialize* by the cost model's predicted time per
         batch size and grad mode (deterministic). ``"auto"`` (default) does the same but, where
         the two predictions are within ``AUTO_TIMING_MARGIN`` (1.5×) of each other, times both
-        once (on detached copies, leaving ``.grad`` alone) and keeps the faster. ``"autotune"``
-        always times. ``"sequential"`` or ``"materialize"`` force one.
+        once (on detached copies, leaving ``.grad`` alone) and keeps the faster; where the
+        plan's *sequential* path joins groups of tensors first (a bet of the model), it times
+        that path against the one with the fewest FLOPs too. ``"autotune"`` always times.
+        ``"sequential"`` or ``"materialize"`` force one (*sequential* on the model's path).
     optimize
         opt_einsum path optimiser.
     init

@@ -4,7 +4,8 @@ A layer's forward pass, its ``cost()`` and ``chosen_strategy()``, ``summary()`` 
 ``compress()``'s report all ask ``decide`` for a [`Decision`][tnlayers.contraction.Decision].
 Asking is a pure look-up: it never times anything. Timing happens only where the caller asks for it
 — the first forward pass of a layer with ``strategy="auto"`` (where the cost model's two
-predictions are close) or ``"autotune"``, or a ``measure=True`` query — and is recorded here, where
+predictions are close, or its sequential path is a grouped one to check against the path with
+the fewest FLOPs) or ``"autotune"``, or a ``measure=True`` query — and is recorded here, where
 every later question finds it.
 
 The registries are bounded: configurations live as long as a layer uses them, timings and
@@ -50,16 +51,40 @@ DecisionKey = tuple[int, int, str, str, bool]
 ConfigKey = tuple[Network, OptimizeKind, "MachineModel | None", tuple[Hashable, ...]]
 
 
+# The timing key of the sequential strategy run on its path with the fewest FLOPs, timed
+# beside the plan's kept path where that one joins groups of tensors first.
+FEWEST_FLOPS_RUN = "sequential (fewest FLOPs)"
+
+
 @dataclass(frozen=True)
 class Timing:
-    """Measured seconds per call of each strategy (medians of interleaved runs)."""
+    """Measured seconds per call of each strategy (medians of interleaved runs).
+
+    Keys are strategy names, and ``FEWEST_FLOPS_RUN`` where the sequential strategy's two
+    paths were both timed.
+    """
 
     seconds: Mapping[str, float]
 
     @property
     def best(self) -> str:
-        """The fastest strategy."""
+        """The fastest run."""
         return min(self.seconds, key=self.seconds.__getitem__)
+
+    @property
+    def fewest_flops_faster(self) -> bool:
+        """Whether the sequential path with the fewest FLOPs beat the plan's kept path."""
+        fewest = self.seconds.get(FEWEST_FLOPS_RUN)
+        return fewest is not None and fewest < self.seconds["sequential"]
+
+    def strategy_seconds(self) -> dict[str, float]:
+        """Seconds per strategy, the sequential one on the faster of its timed paths."""
+        seconds: dict[str, float] = {
+            name: self.seconds[name] for name in STRATEGIES if name in self.seconds
+        }
+        if self.fewest_flops_faster:
+            seconds["sequential"] = self.seconds[FEWEST_FLOPS_RUN]
+        return seconds
 
 
 # Medians closer than this ratio get ``CLOSE_REPEATS`` more rounds before the choice is kept:
@@ -119,7 +144,9 @@ class Decision:
         ``"untimed"`` (the predictions are close, so the layer's next call at this size will time
         both: until then the prediction is reported, and it may change).
     plan
-        The plan both strategies come from.
+        The plan both strategies come from, as they run: where timing found the sequential
+        path with the fewest FLOPs faster than the one the model preferred, the plan on that
+        path ([`Plan.with_fewest_flops_path`][tnlayers.contraction.Plan.with_fewest_flops_path]).
     training
         Whether a training step (forward + backward) was ranked.
     timing
@@ -131,6 +158,19 @@ class Decision:
     plan: Plan = field(repr=False)
     training: bool
     timing: Timing | None = None
+    # The cost model's choice on the plan as planned (``plan`` may be the timed variant).
+    predicted: Strategy | None = field(default=None, repr=False)
+
+    @property
+    def fewest_flops_path(self) -> bool:
+        """Whether *sequential* runs its path with the fewest FLOPs instead of the kept one."""
+        return self.timing is not None and self.timing.fewest_flops_faster
+
+    @property
+    def measured_s(self) -> dict[str, float] | None:
+        """Seconds per call of each strategy as [`plan`][tnlayers.contraction.Decision.plan]
+        runs it, where timed."""
+        return None if self.timing is None else self.timing.strategy_seconds()
 
     @property
     def reason(self) -> str:
@@ -140,25 +180,54 @@ class Decision:
             return f"{self.strategy}: forced by the layer's strategy={self.strategy!r}"
         if self.basis == "timed":
             assert self.timing is not None
+            seconds = self.timing.strategy_seconds()
             other = _other(self.strategy)
-            mine, theirs = self.timing.seconds[self.strategy], self.timing.seconds[other]
-            return (
+            mine, theirs = seconds[self.strategy], seconds[other]
+            reason = (
                 f"{self.strategy}: timed on this machine at {mine * 1e3:.3g} ms vs "
                 f"{theirs * 1e3:.3g} ms per {what} ({_speed_phrase(theirs / mine, other)}; "
-                f"the cost model predicted {self.plan.choose(self.training)})"
+                f"the cost model predicted {self.predicted or self.plan.choose(self.training)})"
             )
+            return reason + _paths_phrase(self.timing)
         reason = self.plan.reason(self.training)
         if self.basis == "untimed":
-            why = (
-                "the layer's strategy is 'autotune'"
-                if not close_call(self.plan, self.training)
-                else f"the predictions are within {AUTO_TIMING_MARGIN}× of each other"
+            if close_call(self.plan, self.training):
+                why = f"the predictions are within {AUTO_TIMING_MARGIN}× of each other"
+            elif sequential_bet(self.plan, self.training):
+                why = (
+                    "the sequential path joins groups of tensors first, which the model "
+                    "predicts faster than the path with the fewest FLOPs"
+                )
+            else:
+                why = "the layer's strategy is 'autotune'"
+            what = (
+                "both and keeps the faster"
+                if len(timed_runs(self.plan)) == 2
+                else "both strategies, the sequential one on both paths, and keeps the fastest"
             )
             reason += (
-                f"; {why}, so the layer's first call at this size times both and keeps the "
-                "faster (ask with measure=True to time now)"
+                f"; {why}, so the layer's first call at this size times {what} (ask with "
+                "measure=True to time now)"
             )
         return reason
+
+
+def _paths_phrase(timing: Timing) -> str:
+    """What timing the sequential strategy's two paths found ('' where only one was timed)."""
+    fewest = timing.seconds.get(FEWEST_FLOPS_RUN)
+    if fewest is None:
+        return ""
+    grouped = timing.seconds["sequential"]
+    if timing.fewest_flops_faster:
+        return (
+            f"; of the two sequential paths, the one with the fewest FLOPs ran at "
+            f"{fewest * 1e3:.3g} ms against {grouped * 1e3:.3g} ms for the one joining groups of "
+            "tensors first that the model preferred, so it is the one shown and run"
+        )
+    return (
+        f"; of the two sequential paths, the one joining groups of tensors first ran at "
+        f"{grouped * 1e3:.3g} ms against {fewest * 1e3:.3g} ms for the one with the fewest FLOPs"
+    )
 
 
 def _other(strategy: Strategy) -> Strategy:
@@ -311,6 +380,31 @@ def close_call(the_plan: Plan, training: bool) -> bool:
     return max(times) < AUTO_TIMING_MARGIN * min(times)
 
 
+def sequential_bet(the_plan: Plan, training: bool) -> bool:
+    """Whether the plan keeps a sequential path that joins groups of tensors first (a bet of
+    the cost model against the path with the fewest FLOPs, which it overcharges for thin
+    steps) and *sequential* could run: predicted fastest or within ``AUTO_TIMING_MARGIN``."""
+    if the_plan.strategies["sequential"].fewest_flops is None:
+        return False
+    fewest = the_plan.with_fewest_flops_path()
+    sequential = min(the_plan.time("sequential", training), fewest.time("sequential", training))
+    return sequential < AUTO_TIMING_MARGIN * the_plan.time("materialize", training)
+
+
+def timing_needed(the_plan: Plan, training: bool) -> bool:
+    """Whether ``"auto"`` times this plan at its first call: its strategies' predictions are
+    close, or its sequential path is a bet worth checking."""
+    return close_call(the_plan, training) or sequential_bet(the_plan, training)
+
+
+def timed_runs(the_plan: Plan) -> dict[str, tuple[Strategy, bool]]:
+    """What a timing runs: timing key → (strategy, on the path with the fewest FLOPs)."""
+    runs: dict[str, tuple[Strategy, bool]] = {name: (name, False) for name in STRATEGIES}
+    if the_plan.strategies["sequential"].fewest_flops is not None:
+        runs[FEWEST_FLOPS_RUN] = ("sequential", True)
+    return runs
+
+
 def decide(
     config: int,
     rows: int,
@@ -328,19 +422,32 @@ def decide(
         return Decision(predicted, "model", the_plan, training)
     timing = REGISTRY.timing((config, rows, dtype_name, device_type, training))
     if timing is False:  # nothing recorded yet: the first call at this size times if it must
-        needs_timing = option == "autotune" or close_call(the_plan, training)
+        needs_timing = option == "autotune" or timing_needed(the_plan, training)
         return Decision(predicted, "untimed" if needs_timing else "model", the_plan, training)
     if timing is None:
         return Decision(predicted, "model", the_plan, training)
-    return Decision(cast(Strategy, timing.best), "timed", the_plan, training, timing)
+    strategy: Strategy = (
+        "sequential" if timing.best == FEWEST_FLOPS_RUN else cast(Strategy, timing.best)
+    )
+    if timing.fewest_flops_faster:
+        the_plan = the_plan.with_fewest_flops_path()
+    return Decision(strategy, "timed", the_plan, training, timing, predicted)
 
 
 @lru_cache(maxsize=4096)
 def programs(
-    config: int, rows: int, dtype_name: str, device_type: str, strategy: Strategy
+    config: int,
+    rows: int,
+    dtype_name: str,
+    device_type: str,
+    strategy: Strategy,
+    fewest_flops: bool = False,
 ) -> tuple[Program, ...]:
-    """The compiled programs of one strategy (cached, bounded)."""
+    """The compiled programs of one strategy (cached, bounded); ``fewest_flops``: *sequential*
+    on its path with the fewest FLOPs rather than the plan's kept path."""
     the_plan = plan_for(config, rows, dtype_name, device_type)
+    if fewest_flops:
+        the_plan = the_plan.with_fewest_flops_path()
     return tuple(compile_contraction(c) for c in the_plan.strategies[strategy].contractions)
 
 
@@ -374,7 +481,13 @@ def execution(
     found = REGISTRY.execution(key, option)
     if found is None:
         with REGISTRY.lock:  # so that no timing is recorded between deciding and storing
-            strategy = decide(config, rows, dtype_name, device_type, training, option).strategy
-            found = (strategy, programs(config, rows, dtype_name, device_type, strategy))
+            decision = decide(config, rows, dtype_name, device_type, training, option)
+            strategy = decision.strategy
+            found = (
+                strategy,
+                programs(
+                    config, rows, dtype_name, device_type, strategy, decision.fewest_flops_path
+                ),
+            )
             REGISTRY.store_execution(key, option, found)
     return found
