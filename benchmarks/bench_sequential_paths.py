@@ -43,6 +43,8 @@ def random_chain(rng: random.Random) -> tnlayers.Network | None:
 
 
 def summary(ratios: list[float]) -> str:
+    if not ratios:
+        return "none"
     faster = sum(r <= 0.9 for r in ratios) / len(ratios)
     slower = sum(r >= 1.1 for r in ratios) / len(ratios)
     return (
@@ -115,11 +117,12 @@ def main() -> None:
     print(f"  {len(auto_ratios)} where 'auto' runs sequential:")
     print(f"    the model's path ('model'):            {summary(model_ratios)}")
     print(f"    what 'auto' runs after timing:         {summary(auto_ratios)}")
-    steps = statistics.median(first_call_steps)
-    print(
-        f"  the first call of 'auto' (planning and timing included) costs a median {steps:.0f} "
-        f"training steps (max {max(first_call_steps):.0f})"
-    )
+    if first_call_steps:
+        steps = statistics.median(first_call_steps)
+        print(
+            f"  the first call of 'auto' (planning and timing included) costs a median "
+            f"{steps:.0f} training steps (max {max(first_call_steps):.0f})"
+        )
 
 
 if __name__ == "__main__":

@@ -67,6 +67,14 @@ def test_givens_benchmark_runs_in_quick_mode():
 
 
 @pytest.mark.slow
+def test_sequential_paths_benchmark_runs_in_quick_mode():
+    script = Path(__file__).parent.parent / "benchmarks" / "bench_sequential_paths.py"
+    stdout = _run(script, "--quick", cwd=script.parent)
+    assert "6 random MPO chains" in stdout and "'sequential' forced, the model's path" in stdout
+    assert "what 'auto' runs after timing" in stdout and "the first call of 'auto'" in stdout
+
+
+@pytest.mark.slow
 def test_the_recorded_benchmark_tables_still_parse_into_plots(tmp_path):
     script = Path(__file__).parent.parent / "benchmarks" / "plot_tables.py"
     stdout = _run(script, "--out", str(tmp_path), timeout=120)
