@@ -15,17 +15,17 @@ It also prints what the first call's timing costs, in training steps.
 
     python benchmarks/bench_sequential_paths.py              # 300 networks, ~15 min
     python benchmarks/bench_sequential_paths.py --quick      # 6 networks
+    python benchmarks/bench_sequential_paths.py --device cuda --networks 100
 """
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import time
 
 import torch
-from _common import machine_line, median_time
+from _common import machine_line, median_time, synced, timing_arguments
 from tqdm import tqdm
 
 import tnlayers
@@ -54,16 +54,16 @@ def summary(ratios: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser = timing_arguments(__doc__.splitlines()[0])
     parser.add_argument("--networks", type=int, default=300)
-    parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(passes=3)
     args = parser.parse_args()
+    device = args.device
     count = 6 if args.quick else args.networks
     budget = 0.01 if args.quick else 0.05
     passes = 1 if args.quick else args.passes
-    print(machine_line("cpu"))
+    print(machine_line(device))
     rng = random.Random(args.seed)
     forced_ratios: list[float] = []  # every network: the model's path over the fewest FLOPs
     model_ratios: list[float] = []  # where "auto" runs sequential
@@ -77,21 +77,22 @@ def main() -> None:
         if net is None:
             continue
         drawn += 1
-        layer = tnlayers.TNLinear(net)
+        layer = tnlayers.TNLinear(net, device=device)
         if layer.plan(batch).strategies["sequential"].fewest_flops is None:
             continue
-        x = torch.randn(batch, net.in_features)
+        x = torch.randn(batch, net.in_features, device=device)
         start = time.perf_counter()
         layer(x).sum().backward()  # the first call: times where the option needs it
+        if device == "cuda":
+            torch.cuda.synchronize()
         first = time.perf_counter() - start
 
         def run(fewest: bool, layer=layer, x=x, batch=batch):
             config = layer._config
-            execution = (
-                "sequential",
-                programs(config, batch, "float32", "cpu", "sequential", fewest),
-            )
-            return lambda: layer._run(execution, x, use_cache=False).sum().backward()
+            found = programs(config, batch, "float32", device, "sequential", fewest)
+            execution = ("sequential", found)
+            step = lambda: layer._run(execution, x, use_cache=False).sum().backward()  # noqa: E731
+            return synced(step, device)
 
         runs = {"fewest": run(True), "kept": run(False)}
         best: dict[str, float] = {}
