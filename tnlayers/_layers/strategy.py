@@ -141,8 +141,9 @@ class Decision:
     basis
         ``"forced"`` (the layer's ``strategy`` names one), ``"model"`` (the cost model's
         prediction decides), ``"timed"`` (both were timed on this machine; the faster runs) or
-        ``"untimed"`` (the predictions are close, so the layer's next call at this size will time
-        both: until then the prediction is reported, and it may change).
+        ``"untimed"`` (the predictions are close, or the sequential path is a grouped one to
+        check, so the layer's next call at this size will time them: until then the prediction
+        is reported, and it may change).
     plan
         The plan both strategies come from, as they run: where timing found the sequential
         path with the fewest FLOPs faster than the one the model preferred, the plan on that
