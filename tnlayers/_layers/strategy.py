@@ -169,8 +169,8 @@ class Decision:
 
     @property
     def measured_s(self) -> dict[str, float] | None:
-        """Seconds per call of each strategy as [`plan`][tnlayers.contraction.Decision.plan]
-        runs it, where timed."""
+        """Seconds per call of each strategy as ``plan`` runs it (the sequential one on the
+        faster of its timed paths), where timed; else ``None``."""
         return None if self.timing is None else self.timing.strategy_seconds()
 
     @property
