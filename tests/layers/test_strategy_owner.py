@@ -434,3 +434,27 @@ def test_only_auto_and_autotune_time_the_sequential_paths(monkeypatch):
         assert report.plan.strategies["sequential"].contractions == kept
         assert programs[-1] == _reported_programs(report)
     assert timed == []
+
+
+def test_a_convolution_runs_and_reports_the_sequential_path_its_timing_picked(monkeypatch):
+    """Convolutions always time their strategies; where the plan keeps a grouped path, the
+    path with the fewest FLOPs is timed too, and the unfolded convolution runs what won."""
+    conv = MPOConv2d(16, 16, 3, bond=2, padding=1).double()
+    x = torch.randn(2, 16, 8, 8, dtype=torch.float64)
+    rows = 2 * 8 * 8
+    planned = conv.plan(rows).strategies["sequential"]
+    assert planned.fewest_flops is not None
+    timed = _fake_timings(
+        monkeypatch, {"sequential": 3.0, "materialize": 5.0, FEWEST_FLOPS_RUN: 2.0}
+    )
+    ran_programs: list = []
+    seen = _ran(monkeypatch, ran_programs)
+    out = conv(x)
+    assert timed == [{"sequential", "materialize", FEWEST_FLOPS_RUN}]
+    report = conv.rows_cost(rows)
+    assert report.strategy == "sequential" and report.basis == "timed"
+    assert report.plan.strategies["sequential"].contractions == (planned.fewest_flops,)
+    assert seen[-1] == "sequential"  # the unfolded input runs through TNLinear._run
+    assert ran_programs[-1] == _reported_programs(report)
+    expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
