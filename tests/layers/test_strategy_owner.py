@@ -415,6 +415,12 @@ def test_auto_checks_a_grouped_sequential_path_against_the_fewest_flops_one(
     assert f"predicted {layer.plan(batch, dtype=torch.float64).choose(True)}" in report.reason
     expected = x @ layer.to_dense().T + layer.bias
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    # Gradients of the path that ran against autograd through the materialized weight.
+    tensors = list(layer.network_tensors())
+    got = torch.autograd.grad(out.square().sum(), tensors)
+    want = torch.autograd.grad(expected.square().sum(), tensors)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
     if strategy == "sequential":
         program = compile_contraction(expected_path)
         assert ran_programs[-1] == (program,)
