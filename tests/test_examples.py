@@ -67,6 +67,14 @@ def test_givens_benchmark_runs_in_quick_mode():
 
 
 @pytest.mark.slow
+def test_kronecker_benchmark_runs_in_quick_mode():
+    # Part of the GPU run (benchmarks/gpu.sh): both tables, the 2-GEMM comparison included.
+    script = Path(__file__).parent.parent / "benchmarks" / "bench_kron.py"
+    stdout = _run(script, "--quick", cwd=script.parent)
+    assert "auto/best" in stdout and "tnlayers / 2-GEMM" in stdout
+
+
+@pytest.mark.slow
 def test_sequential_paths_benchmark_runs_in_quick_mode():
     script = Path(__file__).parent.parent / "benchmarks" / "bench_sequential_paths.py"
     stdout = _run(script, "--quick", cwd=script.parent)
