@@ -93,3 +93,19 @@ def test_compiled_layer_matches_eager_on_the_device():
     x = torch.randn(128, 784, device=CUDA)
     compiled = torch.compile(layer, fullgraph=True)
     torch.testing.assert_close(compiled(x), layer(x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_timed_sequential_path_is_the_one_reported_on_the_device():
+    """On the device's own cost model, a grouped sequential path is still only a bet: "auto"
+    times it against the path with the fewest FLOPs, and the report shows the one that runs."""
+    layer = tnlayers.TNLinear(tnlayers.mpo((4, 7, 7, 4), (4, 4, 4, 4), 2)).to(CUDA).double()
+    x = torch.randn(64, 784, device=CUDA, dtype=torch.float64)
+    out = layer(x)
+    report = layer.cost(64)
+    assert report.basis in ("model", "timed")
+    decision = layer.decision(64)
+    kept = layer.plan(64).strategies["sequential"]
+    expected_path = kept.fewest_flops if decision.fewest_flops_path else kept.contractions[0]
+    assert report.plan.strategies["sequential"].contractions == (expected_path,)
+    expected = x @ layer.to_dense().T + layer.bias
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
