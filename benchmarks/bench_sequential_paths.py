@@ -10,10 +10,12 @@ the faster. This script measures, per network, a training step (forward + backwa
 - the path ``"auto"`` runs after its first call timed the two,
 
 interleaved in one process (min over passes of medians), and prints the distribution of the
-last two over the first: median, share at least 10 % faster, share at least 10 % slower, worst.
-It also prints what the first call's timing costs, in training steps.
+last two over the first — the model's path over every network (what *sequential* forced
+runs), both over the networks where ``"auto"`` runs *sequential* — as the median, the shares at
+least 10 % faster and slower, and the worst. It also prints what the first call costs, timing
+included, in training steps.
 
-    python benchmarks/bench_sequential_paths.py              # 300 networks, ~15 min
+    python benchmarks/bench_sequential_paths.py              # 300 networks, ~3 min
     python benchmarks/bench_sequential_paths.py --quick      # 6 networks
     python benchmarks/bench_sequential_paths.py --device cuda --networks 100
 """
@@ -83,13 +85,14 @@ def main() -> None:
         x = torch.randn(batch, net.in_features, device=device)
         start = time.perf_counter()
         layer(x).sum().backward()  # the first call: times where the option needs it
-        if device == "cuda":
+        if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         first = time.perf_counter() - start
 
         def run(fewest: bool, layer=layer, x=x, batch=batch):
             config = layer._config
-            found = programs(config, batch, "float32", device, "sequential", fewest)
+            kind = torch.device(device).type
+            found = programs(config, batch, "float32", kind, "sequential", fewest)
             execution = ("sequential", found)
             step = lambda: layer._run(execution, x, use_cache=False).sum().backward()  # noqa: E731
             return synced(step, device)
