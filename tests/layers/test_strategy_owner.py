@@ -464,3 +464,18 @@ def test_a_convolution_runs_and_reports_the_sequential_path_its_timing_picked(mo
     assert ran_programs[-1] == _reported_programs(report)
     expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_convolution_reports_untimed_until_its_first_call_times():
+    """A convolution's "auto" times every new size, so before that call its report says the
+    timing is still to come, even where the model's predictions are far apart."""
+    conv = MPOConv2d(16, 32, 3, bond=2, padding=1)
+    batch, rows = 8, 8 * 16 * 16
+    the_plan = conv.plan(rows)
+    times = [the_plan.time(name, True) for name in ("sequential", "materialize")]
+    assert max(times) > 1.5 * min(times)  # not a close call for the cost model
+    before = conv.cost(batch, image_size=(16, 16))
+    assert before.basis == "untimed" and "a convolution times its real paths" in before.reason
+    conv(torch.randn(batch, 16, 16, 16))
+    after = conv.cost(batch)
+    assert after.basis == "timed" and "timed on this machine" in after.reason

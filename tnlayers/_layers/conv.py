@@ -146,6 +146,10 @@ class TNConv2d(TNLinear):
     torch.Size([2, 16, 10, 10])
     """
 
+    # The cost model does not count the unfold copy of the sequential path, so "auto" times
+    # both real paths once per input size.
+    _times_every_size = True
+
     def __init__(
         self,
         in_channels: int,
@@ -289,11 +293,6 @@ class TNConv2d(TNLinear):
 
     def _timing_context(self) -> tuple[object, ...]:
         return ("conv2d", self.kernel_size, self.stride, self.padding, self.dilation, self.groups)
-
-    def _close_call(self, key: tuple[int, int, str, str, bool]) -> bool:
-        # The cost model does not count the unfold copy of the sequential path, so "auto"
-        # always times both real paths once per input size.
-        return True
 
     def _image_size(self, padded: torch.Tensor) -> tuple[int, int]:
         left, right, top, bottom = self._padding()[1] or (0, 0, 0, 0)

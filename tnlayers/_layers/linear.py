@@ -6,7 +6,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, MutableMapping
 from functools import partial
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -68,6 +68,10 @@ class TNLinearBase(nn.Module):
     device, dtype
         Where and in what dtype to create the bias.
     """
+
+    # Whether "auto" times the strategies at every new size, whatever the cost model predicts
+    # (a subclass whose real paths the model does not fully count: convolutions).
+    _times_every_size: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -238,7 +242,15 @@ class TNLinearBase(nn.Module):
         device = torch.device(device) if device is not None else own_device
         if measure:
             self._ensure_timed(batch, dtype, device, training)
-        return decide(self._config, batch, dtype_name(dtype), device.type, training, self.strategy)
+        return decide(
+            self._config,
+            batch,
+            dtype_name(dtype),
+            device.type,
+            training,
+            self.strategy,
+            self._times_every_size,
+        )
 
     def cost(
         self, batch: int = 64, *, mode: Mode = "training", measure: bool = False
@@ -285,7 +297,7 @@ class TNLinearBase(nn.Module):
         key = (self._config, batch, dtype_name(dtype), device.type, training)
         if REGISTRY.timing(key) is not False:
             return
-        needs = self.strategy == "autotune" or self._close_call(key)
+        needs = self.strategy == "autotune" or self._needs_timing(key)
         REGISTRY.record(key, self._autotune(batch, dtype, device, training) if needs else None)
 
     def _execution(
@@ -310,7 +322,9 @@ class TNLinearBase(nn.Module):
         self.__dict__["_last_execution"] = ((*key[:-1], generation), found)
         return found
 
-    def _close_call(self, key: tuple[int, int, str, str, bool]) -> bool:
+    def _needs_timing(self, key: tuple[int, int, str, str, bool]) -> bool:
+        if self._times_every_size:
+            return True
         config, batch, name, device_type, training = key
         return timing_needed(plan_for(config, batch, name, device_type), training)
 

@@ -161,6 +161,8 @@ class Decision:
     timing: Timing | None = None
     # The cost model's choice on the plan as planned (``plan`` may be the timed variant).
     predicted: Strategy | None = field(default=None, repr=False)
+    # The layer times every new size whatever the model predicts (convolutions).
+    times_every_size: bool = field(default=False, repr=False)
 
     @property
     def fewest_flops_path(self) -> bool:
@@ -198,6 +200,11 @@ class Decision:
                 why = (
                     "the sequential path joins groups of tensors first, which the model "
                     "predicts faster than the path with the fewest FLOPs"
+                )
+            elif self.times_every_size:
+                why = (
+                    "a convolution times its real paths at each new size (the model does not "
+                    "count the unfold copy of the sequential one)"
                 )
             else:
                 why = "the layer's strategy is 'autotune'"
@@ -413,8 +420,13 @@ def decide(
     device_type: str,
     training: bool,
     option: StrategyOption,
+    times_every_size: bool = False,
 ) -> Decision:
-    """The strategy that runs for these arguments, and why. A pure look-up: it never times."""
+    """The strategy that runs for these arguments, and why. A pure look-up: it never times.
+
+    ``times_every_size``: the layer's ``"auto"`` times every new size (convolutions), so an
+    untimed size is reported ``"untimed"`` whatever the model predicts.
+    """
     the_plan = plan_for(config, rows, dtype_name, device_type)
     if option in STRATEGIES:
         return Decision(option, "forced", the_plan, training)
@@ -423,8 +435,9 @@ def decide(
         return Decision(predicted, "model", the_plan, training)
     timing = REGISTRY.timing((config, rows, dtype_name, device_type, training))
     if timing is False:  # nothing recorded yet: the first call at this size times if it must
-        needs_timing = option == "autotune" or timing_needed(the_plan, training)
-        return Decision(predicted, "untimed" if needs_timing else "model", the_plan, training)
+        needs_timing = option == "autotune" or times_every_size or timing_needed(the_plan, training)
+        basis: Literal["untimed", "model"] = "untimed" if needs_timing else "model"
+        return Decision(predicted, basis, the_plan, training, times_every_size=times_every_size)
     if timing is None:
         return Decision(predicted, "model", the_plan, training)
     strategy: Strategy = (
