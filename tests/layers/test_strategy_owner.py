@@ -335,7 +335,7 @@ def test_close_timings_get_more_rounds_before_the_choice_is_kept():
 
     from tnlayers._layers.strategy import CLOSE_REPEATS, time_strategies
 
-    calls = {"a": 0, "b": 0}
+    calls = {"a": 0, "b": 0, "c": 0}
 
     def counted(name, seconds):
         def run():
@@ -345,10 +345,19 @@ def test_close_timings_get_more_rounds_before_the_choice_is_kept():
         return run
 
     time_strategies({"a": counted("a", 0.002), "b": counted("b", 0.002)}, torch.device("cpu"))
-    assert calls == {"a": 1 + 5 + CLOSE_REPEATS, "b": 1 + 5 + CLOSE_REPEATS}
+    assert calls == {"a": 1 + 5 + CLOSE_REPEATS, "b": 1 + 5 + CLOSE_REPEATS, "c": 0}
     calls.update(a=0, b=0)
     timing = time_strategies({"a": counted("a", 0.0), "b": counted("b", 0.02)}, torch.device("cpu"))
-    assert calls == {"a": 6, "b": 6} and timing.seconds["b"] > timing.seconds["a"]
+    assert calls == {"a": 6, "b": 6, "c": 0} and timing.seconds["b"] > timing.seconds["a"]
+    # With three runs (a grouped sequential path timed too), a far slower one gets no more
+    # rounds: it cannot win, and its repeats are what make a first call slow.
+    calls.update(a=0, b=0, c=0)
+    timing = time_strategies(
+        {"a": counted("a", 0.002), "b": counted("b", 0.002), "c": counted("c", 0.02)},
+        torch.device("cpu"),
+    )
+    assert calls == {"a": 6 + CLOSE_REPEATS, "b": 6 + CLOSE_REPEATS, "c": 6}
+    assert timing.best in ("a", "b") and set(timing.seconds) == {"a", "b", "c"}
 
 
 # MPO 784 → 256 of bond 2: the plan joins the cores in two halves before the batch meets them,

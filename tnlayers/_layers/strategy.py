@@ -101,14 +101,16 @@ def time_strategies(
 
     One warm-up call each (first calls allocate), then ``repeats`` rounds that interleave the
     strategies, so that drift on a shared machine hits all alike; where the two fastest medians
-    are within ``CLOSE_RATIO``, ``CLOSE_REPEATS`` more rounds. Autocast is off: callers run
-    detached copies of their tensors, which a layer's autocast path does not take.
+    are within ``CLOSE_RATIO``, ``CLOSE_REPEATS`` more rounds of the runs within that ratio of
+    the fastest (a run far slower cannot win, and may be slow to repeat). Autocast is off:
+    callers run detached copies of their tensors, which a layer's autocast path does not take.
     """
     samples: dict[str, list[float]] = {name: [] for name in runs}
 
-    def rounds(count: int) -> None:
+    def rounds(count: int, names: list[str]) -> None:
         for _ in range(count):
-            for name, run in runs.items():
+            for name in names:
+                run = runs[name]
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 start = time.perf_counter()
@@ -123,10 +125,12 @@ def time_strategies(
     with torch.autocast(device.type, enabled=False):
         for run in runs.values():
             run()
-        rounds(repeats)
-        fastest = sorted(medians().values())
+        rounds(repeats, list(runs))
+        found = medians()
+        fastest = sorted(found.values())
         if len(fastest) > 1 and fastest[1] < CLOSE_RATIO * fastest[0]:
-            rounds(CLOSE_REPEATS)
+            close = [name for name in runs if found[name] < CLOSE_RATIO * fastest[0]]
+            rounds(CLOSE_REPEATS, close)
     return Timing(medians())
 
 
