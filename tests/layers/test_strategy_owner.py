@@ -3,15 +3,20 @@
 import gc
 import re
 import threading
+from unittest.mock import patch
 
 import pytest
 import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import tnlayers
 from tnlayers import MPOConv2d, MPOLinear, TNLinear
 from tnlayers._layers.execute import compile_contraction
 from tnlayers._layers.strategy import FEWEST_FLOPS_RUN, REGISTRY, Timing, _Registry
+
+from ..strategies import mpo_networks, ring_networks, tree_networks
 
 MPO_CASES = [
     ((4, 4), (4, 4), 2),
@@ -488,3 +493,46 @@ def test_a_convolution_reports_untimed_until_its_first_call_times():
     conv(torch.randn(batch, 16, 16, 16))
     after = conv.cost(batch)
     assert after.basis == "timed" and "timed on this machine" in after.reason
+
+
+@pytest.mark.slow  # ~15 s: planning rings and trees of five cores, filtered for grouped paths
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(
+    net=st.one_of(mpo_networks, ring_networks, tree_networks),
+    batch=st.sampled_from([1, 3, 16]),
+    fewest_wins=st.booleans(),
+)
+def test_a_recorded_timing_of_two_sequential_paths_is_what_runs_and_is_reported(
+    net, batch, fewest_wins
+):
+    """For any chain, ring or tree whose plan keeps a grouped sequential path: once a timing
+    says which of the two paths is faster, that path's programs run, its steps are reported,
+    and the layer's output and gradients equal those through the materialized weight."""
+    layer = TNLinear(net, strategy="auto").double()
+    planned = layer.plan(batch).strategies["sequential"]
+    assume(planned.fewest_flops is not None)
+    fast, slow = (1.0, 2.0) if fewest_wins else (2.0, 1.0)
+    key = (layer._config, batch, "float64", "cpu", True)
+    REGISTRY.record(key, Timing({"sequential": slow, "materialize": 3.0, FEWEST_FLOPS_RUN: fast}))
+    x = torch.randn(batch, net.in_features, dtype=torch.float64)
+    ran: list = []
+    original = TNLinear._run
+
+    def spy(self, execution, *args, **kwargs):
+        ran.append(execution[1])
+        return original(self, execution, *args, **kwargs)
+
+    with patch.object(TNLinear, "_run", spy):
+        out = layer(x)
+    report = layer.cost(batch)
+    path = planned.fewest_flops if fewest_wins else planned.contractions[0]
+    assert report.strategy == "sequential" and report.basis == "timed"
+    assert report.plan.strategies["sequential"].contractions == (path,)
+    assert ran == [(compile_contraction(path),)]
+    expected = x @ layer.to_dense().T + layer.bias
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    tensors = list(layer.network_tensors())
+    got = torch.autograd.grad(out.square().sum(), tensors)
+    want = torch.autograd.grad(expected.square().sum(), tensors)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
