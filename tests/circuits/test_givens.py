@@ -14,7 +14,7 @@ from tnlayers import GivensCircuit, GivensLinear, QubitCircuit
 from tnlayers._circuits import givens_layer
 from tnlayers._circuits.givens_exec import circuit_matrix, givens_forward, rotation_blocks
 from tnlayers._circuits.givens_layer import _decide
-from tnlayers._circuits.givens_plan import STRATEGIES, givens_plan, tile_plan
+from tnlayers._circuits.givens_plan import STRATEGIES, _staircase_steps, givens_plan, tile_plan
 
 F64 = torch.float64
 
@@ -164,6 +164,71 @@ def test_light_cone_tiles_apply_any_circuit_of_neighbouring_planes(spec, radius,
         got = torch.autograd.grad(output, (x, blocks), cotangent)
         for a, b in zip(got, want, strict=True):
             assert torch.allclose(a, b, atol=1e-10)
+
+
+def _tiles_gate_by_gate(circuit: GivensCircuit, radius: int) -> tuple:
+    """The light-cone tiling written gate by gate, as the definition reads: the reference
+    ``tile_plan``'s vectorised form must reproduce exactly (same tiles, order and levels)."""
+    width = 2 * radius
+    time_of = {g: t for t, layer in enumerate(circuit.layers) for g in layer}
+    tiles: dict[tuple[int, int], list[int]] = {}
+    for g, (p, q) in enumerate(circuit.pairs):
+        i, t = min(p, q), time_of[g]
+        across, along = (i + t) // width, (i - t + 1) // width
+        tiles.setdefault((across - along, across + along), []).append(g)
+    rows = -(-(circuit.n + 3 * radius) // width) * width
+    stage_ids = sorted({stage for stage, _ in tiles})
+    count = rows // width
+    offset = {stage: radius * ((stage + 1) % 2) for stage in stage_ids}
+    base = {stage: k * count for k, stage in enumerate(stage_ids)}
+    place, by_level = [], {}
+    for number, ((stage, level_sum), gates) in enumerate(sorted(tiles.items())):
+        start = radius * level_sum
+        place.append(base[stage] + (start + radius - offset[stage]) // width)
+        ready = [0] * width
+        for g in gates:  # each gate as early as the tile's earlier gates on its planes allow
+            p, q = (c - start for c in circuit.pairs[g])
+            level = max(ready[p], ready[q])
+            ready[p] = ready[q] = level + 1
+            rows_, ids = by_level.setdefault(level, ([], []))
+            rows_ += [number * width + p, number * width + q]
+            ids.append(g)
+    build = tuple((tuple(by_level[k][0]), tuple(by_level[k][1])) for k in sorted(by_level))
+    stages = tuple((offset[stage], count) for stage in stage_ids)
+    return rows, stages, count * len(stage_ids), len(tiles), tuple(place), build
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=neighbour_sequences, radius=st.sampled_from([1, 2, 3, 4, 8, 16]))
+def test_the_vectorised_tiling_is_the_gate_by_gate_one(spec, radius) -> None:
+    n, pairs = spec
+    circuit = GivensCircuit.from_pairs(n, pairs)
+    tiles = tile_plan(circuit, radius)
+    got = (tiles.rows, tiles.stages, tiles.slots, tiles.tiles, tiles.place, tiles.build_layers)
+    assert got == _tiles_gate_by_gate(circuit, radius)
+
+
+@pytest.mark.parametrize("layout", ["clements", "reck"])
+@pytest.mark.parametrize(("n", "radius"), [(64, 4), (100, 8), (256, 16)])
+def test_the_vectorised_tiling_of_reck_and_clements(layout, n, radius) -> None:
+    circuit = getattr(GivensCircuit, layout)(n)
+    tiles = tile_plan(circuit, radius)
+    got = (tiles.rows, tiles.stages, tiles.slots, tiles.tiles, tiles.place, tiles.build_layers)
+    assert got == _tiles_gate_by_gate(circuit, radius)
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=st.one_of(pair_sequences, neighbour_sequences))
+def test_staircase_steps_continue_only_staircases_of_neighbouring_planes(spec) -> None:
+    n, pairs = spec
+    circuit = GivensCircuit.from_pairs(n, pairs)
+    expected: list[int | None] = [None]
+    for previous, pair in zip(circuit.pairs[:-1], circuit.pairs[1:], strict=True):
+        lo, hi = sorted(pair)
+        before, after = sorted(previous)
+        continues = hi == lo + 1 and after == before + 1 and abs(lo - before) == 1
+        expected.append(lo - before if continues else None)
+    assert _staircase_steps(circuit) == tuple(expected)
 
 
 def test_tiled_is_offered_only_for_neighbouring_planes() -> None:
