@@ -365,6 +365,17 @@ def test_close_timings_get_more_rounds_before_the_choice_is_kept():
     assert timing.best in ("a", "b") and set(timing.seconds) == {"a", "b", "c"}
 
 
+def _assert_matches_the_materialized_weight(layer, x, out) -> None:
+    """``out`` (float64) and its gradients equal ``x Wᵀ + b`` through the materialized ``W``."""
+    expected = x @ layer.to_dense().T + layer.bias
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    tensors = list(layer.network_tensors())
+    got = torch.autograd.grad(out.square().sum(), tensors)
+    want = torch.autograd.grad(expected.square().sum(), tensors)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+
+
 # MPO 784 → 256 of bond 2: the plan joins the cores in two halves before the batch meets them,
 # a path with more FLOPs than the fewest, which the cost model predicts faster.
 GROUPED_MPO = ((4, 7, 7, 4), (4, 4, 4, 4), 2)
@@ -427,14 +438,7 @@ def test_auto_checks_a_grouped_sequential_path_against_the_fewest_flops_one(
     # The reason names the two sequential paths' times; the model's prediction is the plan's.
     assert "of the two sequential paths" in report.reason
     assert f"predicted {layer.plan(batch, dtype=torch.float64).choose(True)}" in report.reason
-    expected = x @ layer.to_dense().T + layer.bias
-    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
-    # Gradients of the path that ran against autograd through the materialized weight.
-    tensors = list(layer.network_tensors())
-    got = torch.autograd.grad(out.square().sum(), tensors)
-    want = torch.autograd.grad(expected.square().sum(), tensors)
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+    _assert_matches_the_materialized_weight(layer, x, out)
     if strategy == "sequential":
         program = compile_contraction(expected_path)
         assert ran_programs[-1] == (program,)
@@ -529,10 +533,4 @@ def test_a_recorded_timing_of_two_sequential_paths_is_what_runs_and_is_reported(
     assert report.strategy == "sequential" and report.basis == "timed"
     assert report.plan.strategies["sequential"].contractions == (path,)
     assert ran == [(compile_contraction(path),)]
-    expected = x @ layer.to_dense().T + layer.bias
-    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
-    tensors = list(layer.network_tensors())
-    got = torch.autograd.grad(out.square().sum(), tensors)
-    want = torch.autograd.grad(expected.square().sum(), tensors)
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+    _assert_matches_the_materialized_weight(layer, x, out)
