@@ -500,7 +500,7 @@ def test_a_convolution_reports_untimed_until_its_first_call_times():
 
 
 @pytest.mark.slow  # ~15 s: planning rings and trees of five cores, filtered for grouped paths
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(
     net=st.one_of(mpo_networks, ring_networks, tree_networks),
     batch=st.sampled_from([1, 3, 16]),
