@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import OptionError
@@ -342,8 +342,8 @@ def network_report(
     if sp.fewest_flops is not None:
         fewest, training = sp.fewest_flops, mode == "training"
         what = "training step" if training else "forward pass"
-        kept_s = sp.time(the_plan.model, item, training)
-        fewest_s = replace(sp, contractions=(fewest,)).time(the_plan.model, item, training)
+        kept_s = the_plan.time("sequential", training)
+        fewest_s = the_plan.with_fewest_flops_path().time("sequential", training)
         notes.append(
             f"the sequential path joins groups of tensors before the batch meets them: "
             f"{si(sp.flops)} FLOPs against {si(fewest.flops)} on the path with the fewest, "

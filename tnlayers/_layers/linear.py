@@ -38,7 +38,6 @@ from .strategy import (
     programs,
     time_strategies,
     timed_runs,
-    timing_needed,
 )
 from .weight_cache import WeightCache
 
@@ -297,8 +296,10 @@ class TNLinearBase(nn.Module):
         key = (self._config, batch, dtype_name(dtype), device.type, training)
         if REGISTRY.timing(key) is not False:
             return
-        needs = self.strategy == "autotune" or self._needs_timing(key)
-        REGISTRY.record(key, self._autotune(batch, dtype, device, training) if needs else None)
+        # decide() holds the rule: it reports "untimed" exactly where the first call must time.
+        found = decide(*key, self.strategy, self._times_every_size)
+        pending = found.basis == "untimed"
+        REGISTRY.record(key, self._autotune(batch, dtype, device, training) if pending else None)
 
     def _execution(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
@@ -321,12 +322,6 @@ class TNLinearBase(nn.Module):
         generation = REGISTRY.generation  # after any timing this call recorded
         self.__dict__["_last_execution"] = ((*key[:-1], generation), found)
         return found
-
-    def _needs_timing(self, key: tuple[int, int, str, str, bool]) -> bool:
-        if self._times_every_size:
-            return True
-        config, batch, name, device_type, training = key
-        return timing_needed(plan_for(config, batch, name, device_type), training)
 
     def _autotune(
         self, batch: int, dtype: torch.dtype, device: torch.device, training: bool
