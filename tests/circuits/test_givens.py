@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 import torch
@@ -14,7 +15,14 @@ from tnlayers import GivensCircuit, GivensLinear, QubitCircuit
 from tnlayers._circuits import givens_layer
 from tnlayers._circuits.givens_exec import circuit_matrix, givens_forward, rotation_blocks
 from tnlayers._circuits.givens_layer import _decide
-from tnlayers._circuits.givens_plan import STRATEGIES, _staircase_steps, givens_plan, tile_plan
+from tnlayers._circuits.givens_plan import (
+    STRATEGIES,
+    Segment,
+    _segments,
+    _staircase_steps,
+    givens_plan,
+    tile_plan,
+)
 
 F64 = torch.float64
 
@@ -229,6 +237,84 @@ def test_staircase_steps_continue_only_staircases_of_neighbouring_planes(spec) -
         continues = hi == lo + 1 and after == before + 1 and abs(lo - before) == 1
         expected.append(lo - before if continues else None)
     assert _staircase_steps(circuit) == tuple(expected)
+
+
+def _segments_gate_by_gate(circuit: GivensCircuit, max_gates: int) -> tuple[Segment, ...]:
+    """The greedy segmentation's definition, one gate at a time: a segment takes gates while it
+    has fewer than ``max_gates`` and touches at most ``2 · max_gates`` coordinates; a staircase
+    (its second gate continues its first, up or down) ends where a gate does not continue it;
+    a one-gate segment is a staircase when its planes are neighbours."""
+    steps = _staircase_steps(circuit)
+    segments: list[Segment] = []
+    start, support, direction = 0, set(circuit.pairs[0]), None
+
+    def close(stop: int) -> None:
+        lo, hi = sorted(circuit.pairs[start])
+        if stop - start == 1:
+            kind = "ascending" if hi == lo + 1 else "general"
+        else:
+            kind = {1: "ascending", -1: "descending"}.get(direction, "general")
+        segments.append(Segment(start, stop, tuple(sorted(support)), kind))
+
+    for t in range(1, circuit.num_gates):
+        if t - start == 1:
+            direction = steps[t] if steps[t] is not None else 0
+        p, q = circuit.pairs[t]
+        grown = support | {p, q}
+        breaks = direction in (1, -1) and steps[t] != direction
+        if t - start >= max_gates or len(grown) > 2 * max_gates or breaks:
+            close(t)
+            start, support, direction = t, {p, q}, None
+        else:
+            support = grown
+    close(circuit.num_gates)
+    return tuple(segments)
+
+
+plane_walks = st.integers(2, 10).flatmap(
+    lambda n: st.tuples(
+        st.just(n),
+        st.integers(0, n - 2),
+        st.lists(st.tuples(st.sampled_from([-1, 0, 1]), st.booleans()), min_size=0, max_size=60),
+    )
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    spec=st.one_of(pair_sequences, neighbour_sequences, plane_walks),
+    max_gates=st.sampled_from([1, 2, 3, 4, 7, 128]),
+)
+def test_the_vectorised_segmentation_is_the_gate_by_gate_one(spec, max_gates) -> None:
+    # Plane walks: long staircases up and down (a step of 0 repeats a plane and breaks one).
+    if len(spec) == 3:
+        n, plane, moves = spec
+        pairs = [(plane, plane + 1)]
+        for move, flip in moves:
+            plane = min(max(plane + move, 0), n - 2)
+            pairs.append((plane + 1, plane) if flip else (plane, plane + 1))
+    else:
+        n, pairs = spec
+    circuit = GivensCircuit.from_pairs(n, pairs)
+    assert _segments(circuit, max_gates) == _segments_gate_by_gate(circuit, max_gates)
+
+
+@pytest.mark.parametrize("layout", ["v", "reck", "clements"])
+@pytest.mark.parametrize("max_gates", [4, 64])
+def test_the_vectorised_segmentation_of_the_layouts(layout, max_gates) -> None:
+    circuit = getattr(GivensCircuit, layout)(40)
+    assert _segments(circuit, max_gates) == _segments_gate_by_gate(circuit, max_gates)
+
+
+def test_circuits_hash_once_and_alike_in_every_process() -> None:
+    # The planner's caches are keyed by circuits: equal circuits must hash alike, also after a
+    # round trip through pickle (spawned workers), and the hash must not depend on str hashing.
+    circuit = GivensCircuit.clements(12)
+    twin = GivensCircuit.from_pairs(12, circuit.pairs)
+    assert hash(circuit) == hash(twin) == hash((12, circuit.pairs))
+    restored = pickle.loads(pickle.dumps(circuit))
+    assert restored == circuit and hash(restored) == hash(circuit)
+    assert circuit != twin  # the layout name is part of equality, not of the hash
 
 
 def test_tiled_is_offered_only_for_neighbouring_planes() -> None:
@@ -717,8 +803,9 @@ def test_auto_times_only_the_strategies_predicted_close_to_the_best(monkeypatch)
     training=st.booleans(),
 )
 def test_the_pruned_segment_search_finds_the_exhaustive_minimum(spec, batch, training) -> None:
-    # Sketches bound each length's predicted time from below, so planning only the lengths that
-    # could still win must pick what planning all of them would (the first one on ties).
+    # The calls floor and the sketch bound each length's predicted time from below, so refining
+    # only the lengths that could still win must pick what planning all of them would (the
+    # first one on ties).
     from tnlayers._circuits import givens_plan as module
 
     n, pairs = spec
@@ -727,8 +814,9 @@ def test_the_pruned_segment_search_finds_the_exhaustive_minimum(spec, batch, tra
     lengths = module._SEGMENT_GATES
     full = [module._plan_with(circuit, g) for g in lengths]
     times = [p.time("blocked", batch, training, model, 4) for p in full]
-    for sketch, time in zip((module._sketch(circuit, g) for g in lengths), times, strict=True):
-        assert sketch.time("blocked", batch, training, model, 4) <= time
+    for g, time in zip(lengths, times, strict=True):
+        sketch = module._sketch(circuit, g).time("blocked", batch, training, model, 4)
+        assert module._calls_floor(circuit, g, training, model) <= sketch <= time
     chosen = module._fastest_segments(circuit, lengths, batch, training, model)
     assert chosen is full[times.index(min(times))]
 
