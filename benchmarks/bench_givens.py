@@ -6,7 +6,8 @@ batch 256, forward (no_grad) and forward+backward. Columns: ``nn.Linear`` (the r
 gate-by-gate dense product (each gate an n × n matrix applied in turn: timed once where one
 call takes seconds, and skipped where its FLOPs or the gates' memory would be prohibitive). Each
 other cell is a median over repeats, best of ``--passes`` interleaved passes, printed as a ratio
-to ``nn.Linear``.
+to ``nn.Linear``. Where the *tiled* strategy applies, ``stage`` times its stages alone, the
+tiles' blocks prebuilt (``StagesOnly``): the floor no faster build could go below.
 
     python benchmarks/bench_givens.py [--quick] [--passes 2] [--device cuda] [--batch 256]
 """
@@ -18,6 +19,7 @@ from _common import best_of_passes, machine_line, timing_arguments
 from torch import nn
 
 import tnlayers
+from tnlayers._circuits.givens_exec import apply_stages, tile_blocks
 from tnlayers._circuits.givens_plan import STRATEGIES
 
 SIZES = (64, 256, 784)
@@ -46,6 +48,23 @@ class GateByGate(nn.Module):
         return x
 
 
+class StagesOnly(nn.Module):
+    """The *tiled* strategy without its build: the tiles' blocks prebuilt once and held as a
+    parameter, so a step times only the stages' batched matmuls (and their backward, into the
+    blocks and through the state). The floor of *tiled* on this machine: however fast the build
+    became, a tiled step could not beat this column."""
+
+    def __init__(self, layer: tnlayers.GivensLinear, batch: int) -> None:
+        super().__init__()
+        self.plan = layer.plan(batch, training=True)
+        with torch.no_grad():
+            built = tile_blocks(layer.gate_blocks(), self.plan)
+        self.mats = nn.Parameter(built.contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_stages(x.T, self.mats, self.plan).T
+
+
 def run(
     passes: int,
     budget: float,
@@ -68,7 +87,14 @@ def run(
             naive_bytes = 4 * auto.num_params * n * n
             if naive_flops < NAIVE_FLOP_LIMIT and naive_bytes < NAIVE_BYTES_LIMIT:
                 layers["naive"] = GateByGate(auto)
+            extra = ["naive"]
+            if "tiled" in strategies and auto.plan(batch, training=True).tiles is not None:
+                layers["stages"] = StagesOnly(auto, batch).to(device)
+                extra.insert(0, "stages")
             x = torch.randn(batch, n, device=device)
+            if "stages" in layers:  # the same circuit, only the build left out
+                with torch.no_grad():
+                    torch.testing.assert_close(layers["stages"](x), auto(x), rtol=1e-4, atol=1e-4)
             for backward in (False, True):
                 slow = ("naive",) if naive_flops > NAIVE_REPEAT_LIMIT else ()
                 best = best_of_passes(layers, x, backward, passes, budget, device, slow)
@@ -76,7 +102,7 @@ def run(
                     f"{name[:5]} {best[name] / best['dense']:7.2f}×"
                     if name in best
                     else f"{name[:5]}       —"
-                    for name in ("auto", *strategies, "naive")
+                    for name in ("auto", *strategies, *extra)
                 )
                 chosen = auto.chosen_strategy(batch, training=backward)
                 print(

@@ -1,5 +1,6 @@
 """Every example runs end to end in quick mode, so none can rot."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,9 @@ def test_givens_benchmark_runs_in_quick_mode():
     stdout = _run(script, "--quick", cwd=script.parent)
     assert stdout.count("chosen/best") == stdout.count("auto=") == 6
     assert "predicted layer" in stdout and "tiled" in stdout
+    # The tiled strategy's floor (its stages, blocks prebuilt): every layout here has
+    # neighbouring planes, so every row has it.
+    assert len(re.findall(r"stage +[0-9.]+×", stdout)) == 6
 
 
 @pytest.mark.slow

@@ -35,12 +35,14 @@ from .givens_plan import GivensPlan
 
 __all__ = [
     "apply_segments",
+    "apply_stages",
     "circuit_matrix",
     "givens_forward",
     "rotate_rows",
     "rotation_blocks",
     "segment_blocks",
     "staircase_blocks",
+    "tile_blocks",
     "tiled_forward",
 ]
 
@@ -328,19 +330,29 @@ def _tile_tensors(plan: GivensPlan, device: torch.device) -> tuple:
 
 
 def tiled_forward(state: torch.Tensor, blocks: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
-    """Apply the circuit to the rows of ``state`` (``[n, columns]``) by its light-cone tiles.
+    """Apply the circuit to the rows of ``state`` (``[n, columns]``) by its light-cone tiles:
+    `tile_blocks`, then `apply_stages`."""
+    return apply_stages(state, tile_blocks(blocks, plan), plan)
 
-    Every tile's ``2r × 2r`` block is built at once (``rotate_rows`` on stacked identities) and
-    scattered into the slots of the stages (identity where a window has no gates); then each
-    stage is one batched matmul on the zero-padded state viewed as ``(K, 2r, columns)``,
-    shifted by ``r`` rows between stages of different parity.
-    """
+
+def tile_blocks(blocks: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
+    """Every stage slot's ``2r × 2r`` block, ``[slots, 2r, 2r]``: the tiles' blocks built at
+    once (``rotate_rows`` on stacked identities) and scattered into their slots, the identity in
+    every slot whose window has no gates."""
     tiles = plan.tiling()
-    w, r = tiles.width, tiles.radius
+    w = tiles.width
     place, build = _tile_tensors(plan, blocks.device)
     eye = torch.eye(w, dtype=blocks.dtype, device=blocks.device)
     built = rotate_rows(eye.repeat(tiles.tiles, 1), blocks, build).view(tiles.tiles, w, w)
-    mats = eye.expand(tiles.slots, w, w).index_copy(0, place, built)
+    return eye.expand(tiles.slots, w, w).index_copy(0, place, built)
+
+
+def apply_stages(state: torch.Tensor, mats: torch.Tensor, plan: GivensPlan) -> torch.Tensor:
+    """Apply the slots' blocks ``mats`` (`tile_blocks`) to the rows of ``state``
+    (``[n, columns]``), one batched matmul per stage on the zero-padded state viewed as
+    ``(K, 2r, columns)``, shifted by ``r`` rows between stages of different parity."""
+    tiles = plan.tiling()
+    w, r = tiles.width, tiles.radius
     n, columns = state.shape
     # The state with coordinate c at row c + shift. Stages of one parity want shift r, the
     # other shift 0 (their windows then start at row 0 and tile the whole buffer, one bmm, no
