@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import tnlayers
 from tnlayers import GivensCircuit, GivensLinear, QubitCircuit
 from tnlayers._circuits import givens_layer
+from tnlayers._circuits.declare import asap_layers
 from tnlayers._circuits.givens_exec import (
     circuit_matrix,
     givens_forward,
@@ -309,6 +310,40 @@ def test_the_vectorised_segmentation_is_the_gate_by_gate_one(spec, max_gates) ->
 def test_the_vectorised_segmentation_of_the_layouts(layout, max_gates) -> None:
     circuit = getattr(GivensCircuit, layout)(40)
     assert _segments(circuit, max_gates) == _segments_gate_by_gate(circuit, max_gates)
+
+
+def _build_layers_segment_by_segment(plan) -> tuple:
+    """The general segments' build schedule by its definition: each segment scheduled alone
+    (`asap_layers` in its own coordinates), the segments' levels then joined side by side."""
+    by_level: dict[int, tuple[list[int], list[int]]] = {}
+    for g, i in enumerate(plan.generals):
+        seg = plan.segments[i]
+        local = {c: k for k, c in enumerate(seg.support)}
+        pairs = [(local[p], local[q]) for p, q in plan.circuit.pairs[seg.start : seg.stop]]
+        for level, layer in enumerate(asap_layers(pairs, len(seg.support))):
+            rows, ids = by_level.setdefault(level, ([], []))
+            for t in layer:
+                rows += [g * plan.width + pairs[t][0], g * plan.width + pairs[t][1]]
+                ids.append(seg.start + t)
+    return tuple((tuple(rows), tuple(ids)) for rows, ids in (by_level[k] for k in sorted(by_level)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    spec=st.one_of(pair_sequences, neighbour_sequences),
+    max_gates=st.sampled_from([1, 2, 3, 5, 8]),
+)
+def test_the_vectorised_build_schedule_is_the_segment_by_segment_one(spec, max_gates) -> None:
+    n, pairs = spec
+    plan = givens_plan(GivensCircuit.from_pairs(n, pairs), 8, segment_gates=max_gates)
+    assert plan.build_layers == _build_layers_segment_by_segment(plan)
+
+
+@pytest.mark.parametrize("layout", ["v", "reck", "clements"])
+@pytest.mark.parametrize("max_gates", [4, 32])
+def test_the_vectorised_build_schedule_of_the_layouts(layout, max_gates) -> None:
+    plan = givens_plan(getattr(GivensCircuit, layout)(40), 8, segment_gates=max_gates)
+    assert plan.build_layers == _build_layers_segment_by_segment(plan)
 
 
 def test_circuits_hash_once_and_alike_in_every_process() -> None:

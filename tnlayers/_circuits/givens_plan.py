@@ -31,6 +31,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import chain
 from typing import Literal
 
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from .._core.cost import CostReport, StrategyCost
 from .._core.errors import OptionError
 from .._core.plan import MachineModel
-from .declare import GivensCircuit, asap_layers
+from .declare import GivensCircuit
 
 __all__ = ["GivensPlan", "Segment", "TilePlan", "givens_plan", "givens_report", "tile_plan"]
 
@@ -574,28 +575,64 @@ def _plan_with(circuit: GivensCircuit, max_gates: int) -> GivensPlan:
         stair_swap.append(
             tuple([False] * len(pad) + flips if descending else flips + [False] * len(pad))
         )
-    # General segments' gates, in layers of disjoint rotations, all segments side by side.
-    by_level: dict[int, tuple[list[tuple[int, int]], list[int]]] = {}
-    for g, i in enumerate(generals):
-        seg = segments[i]
-        local = {c: k for k, c in enumerate(seg.support)}
-        # In the segment's own coordinates: scheduling over all n coordinates allocated an
-        # n-long list per segment (77,000 segments of 784 at n = 784, segment length 4).
-        pairs = [(local[p], local[q]) for p, q in circuit.pairs[seg.start : seg.stop]]
-        for level, layer in enumerate(asap_layers(pairs, len(seg.support))):
-            rows, ids = by_level.setdefault(level, ([], []))
-            for t in layer:
-                p, q = pairs[t]
-                rows.append((g * width + p, g * width + q))
-                ids.append(seg.start + t)
-    build = tuple(_interleave(*by_level[level]) for level in sorted(by_level))
     return replace(
         sketch,
         stair_gates=tuple(stair_gates),
         stair_swap=tuple(stair_swap),
         stair_descending=tuple(segments[i].kind == "descending" for i in staircases),
-        build_layers=build,
+        build_layers=_general_build_layers(circuit, [segments[i] for i in generals], width),
         rotate_layers=_rotate_layers(circuit),
+    )
+
+
+def _general_build_layers(
+    circuit: GivensCircuit, generals: list[Segment], width: int
+) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """The general segments' gates in levels of disjoint rotations, all segments side by side:
+    per level, the row pairs ``(g·w + p, g·w + q)`` (segment ``g``'s block starts at row
+    ``g·w``; ``p, q`` are the gate's coordinates' places in the segment's support) interleaved,
+    and the gate indices, segment by segment in circuit order.
+
+    Each gate's level is the earliest its segment's earlier gates allow (as `asap_layers` on the
+    segment alone), found for all segments at once by one vectorised update per layer of the
+    circuit (gates of one layer touch disjoint coordinates, and a later gate on a coordinate is
+    in a later layer): a loop per segment took ~0.4 s for the 9,600 segments of Clements
+    n = 784 at length 32.
+    """
+    if not generals:
+        return ()
+    pairs, layer_time = _gate_arrays(circuit)
+    n = circuit.n
+    starts = np.array([seg.start for seg in generals])
+    lengths = np.array([seg.stop - seg.start for seg in generals])
+    segment_of = np.repeat(np.arange(len(generals)), lengths)
+    gates = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    gates += np.repeat(starts, lengths)
+    # Places in the supports: each support sorted, the segments in order, so one search.
+    sizes = np.array([len(seg.support) for seg in generals])
+    coords = chain.from_iterable(seg.support for seg in generals)
+    support_keys = np.repeat(np.arange(len(generals)) * n, sizes) + np.fromiter(
+        coords, dtype=np.int64, count=int(sizes.sum())
+    )
+    first = np.cumsum(sizes) - sizes
+    local = (
+        np.searchsorted(support_keys, segment_of[:, None] * n + pairs[gates])
+        - first[segment_of][:, None]
+    )
+    ready = np.zeros((len(generals), width), dtype=np.int64)
+    level = np.empty(len(gates), dtype=np.int64)
+    by_layer = np.argsort(layer_time[gates], kind="stable")
+    cuts = np.flatnonzero(np.diff(layer_time[gates][by_layer])) + 1
+    for chunk in np.split(by_layer, cuts):
+        seg, p, q = segment_of[chunk], local[chunk, 0], local[chunk, 1]
+        at = np.maximum(ready[seg, p], ready[seg, q])
+        level[chunk] = at
+        ready[seg, p] = ready[seg, q] = at + 1
+    order = np.lexsort((gates, level))
+    rows = segment_of[:, None] * width + local
+    return tuple(
+        (tuple(rows[chunk].reshape(-1).tolist()), tuple(gates[chunk].tolist()))
+        for chunk in np.split(order, np.flatnonzero(np.diff(level[order])) + 1)
     )
 
 
