@@ -688,6 +688,18 @@ def test_staircase_blocks_have_exact_gradients_also_at_zero_entries(
     assert torch.autograd.gradcheck(lambda b: staircase_blocks(plan, b), (blocks,))
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_refuses_a_second_derivative(strategy: str) -> None:
+    # The circuits page says so: a gradient penalty through a Givens layer raises, whichever
+    # strategy runs, instead of returning a second derivative that misses terms.
+    layer = GivensLinear(GivensCircuit.v(6), strategy=strategy, dtype=F64)
+    (grad,) = torch.autograd.grad(
+        layer(torch.randn(3, 6, dtype=F64)).square().sum(), layer.angles, create_graph=True
+    )
+    with pytest.raises(RuntimeError, match=r"once_differentiable|double backward"):
+        grad.sum().backward()
+
+
 def test_staircase_blocks_refuse_a_second_derivative() -> None:
     # Differentiable once by design: a double backward must raise, never return a wrong value.
     circuit = GivensCircuit.v(6)
